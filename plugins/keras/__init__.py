@@ -1,0 +1,1 @@
+"""Keras plugin (placeholder until the plugin lands)."""

@@ -1,0 +1,1 @@
+"""PyTorch plugin (placeholder until the plugin lands)."""
