@@ -42,6 +42,7 @@ class TaskData:
     pipeline: str = ""  # how the arrays were made, copied into every record
     source: str = ""  # where the data came from
     vocab_size: int = 0  # text tasks only
+    augment_s: float = 0.0  # seconds the harness spent augmenting x_train (0 when not augmented)
 
 
 @dataclass(frozen=True)
