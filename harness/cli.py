@@ -1,0 +1,267 @@
+"""The ``dlbench`` command. User mistakes end with one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from dlbench import __version__
+from dlbench.errors import UsageError
+
+EXIT_USAGE, EXIT_CASE_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+RUN_OPTIONS_FILE = "run.json"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def int_in(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+    return parse
+
+
+def float_in(name: str, low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not low <= value <= high:  # also rejects NaN
+            raise argparse.ArgumentTypeError(f"{name} must be between {low:g} and {high:g}, got {text}")
+        return value
+    return parse
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="dlbench", description="Fair, reproducible benchmarks of deep-learning frameworks.")
+    parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    _add_run(commands)
+    _add_list(commands)
+    try:  # TEMPORARY-GUARD until helpers land
+        from dlbench.data.commands import add_commands as add_data_commands
+        from dlbench.report.commands import add_commands as add_report_commands
+
+        add_report_commands(commands)
+        add_data_commands(commands)
+    except ImportError:
+        pass
+    return parser
+
+
+def _add_run(commands: Any) -> None:
+    cores = os.cpu_count() or 1
+    run = commands.add_parser("run", help="benchmark frameworks x models x tasks x devices",
+                              description="Run benchmark cases, each in a fresh process; print a comparison table.")
+    pick = run.add_argument_group("what to run")
+    pick.add_argument("--all", action="store_true", help="every installed framework, model, task with data, device")
+    pick.add_argument("-f", "--framework", action="append", default=[], metavar="NAME", help="repeatable")
+    pick.add_argument("-m", "--model", action="append", default=[], metavar="NAME", help="repeatable")
+    pick.add_argument("-t", "--task", action="append", default=[], metavar="NAME", help="repeatable")
+    pick.add_argument("--variant", action="append", default=[], metavar="NAME",
+                      help="repeatable; 'all' for every variant (default: each framework's default)")
+    pick.add_argument("--device", default="all", metavar="cpu|gpu|all", help="default: every available device")
+    pick.add_argument("--batch-size", action="append", type=int_in("--batch-size", 1, 65536), metavar="N",
+                      help="training batch size, repeatable (default 128)")
+    how = run.add_argument_group("how to measure")
+    how.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"],
+                     help="budget: smoke (seconds), quick (default, ~10 min for --all), full (tutorial epochs)")
+    how.add_argument("--threads", type=int_in("--threads", 1, cores), default=cores,
+                     help=f"thread budget given to every framework (default: all {cores} cores)")
+    how.add_argument("--repeat", type=int_in("--repeat", 1, 1000), default=1,
+                     help="run each case N times in fresh processes, interleaved A B B A")
+    how.add_argument("--steps", type=int_in("--steps", 2, 10_000_000), help="training steps (overrides the profile)")
+    how.add_argument("--infer-batch-size", type=int_in("--infer-batch-size", 1, 65536),
+                     help="batch of the Offline inference scenario (default 1024)")
+    how.add_argument("--target", type=float_in("--target", 0.0, 1.0), help="time-to-accuracy target (0..1)")
+    how.add_argument("--augment", action="store_true", help="augment training images (rotation, shift, shear)")
+    how.add_argument("--seed", type=int_in("--seed", 0, 2**31 - 1), default=0)
+    how.add_argument("--case-timeout", type=float_in("--case-timeout", 1, 7 * 86400),
+                     help="seconds before a case is killed (default from the profile)")
+    out = run.add_argument_group("where results go")
+    out.add_argument("--out", metavar="DIR", help="default reports/runs/<timestamp>/")
+    out.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
+    out.add_argument("--data-dir", metavar="DIR", help="look here first for data sets")
+    out.add_argument("--report", action="store_true", help="also write an HTML/markdown report into OUT/report")
+    out.add_argument("--format", default="github", help="tabulate format of the final table (default github)")
+    run.add_argument("-v", "--verbose", action="store_true", help="show the workers' own output")
+    run.set_defaults(func=cmd_run)
+
+
+def _add_list(commands: Any) -> None:
+    listing = commands.add_parser("list", help="show frameworks, models and tasks",
+                                  description="Show installed framework plugins, the model zoo and the tasks.")
+    listing.add_argument("what", nargs="?", default="all", choices=["all", "frameworks", "models", "tasks"])
+    listing.add_argument("--data-dir", metavar="DIR")
+    listing.set_defaults(func=cmd_list)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from dlbench.listing import frameworks_table, models_table, tasks_table
+
+    sections = {"frameworks": frameworks_table, "models": models_table, "tasks": lambda: tasks_table(args.data_dir)}
+    chosen = list(sections) if args.what == "all" else [args.what]
+    print("\n\n".join(sections[name]() for name in chosen))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dlbench import runner
+    from dlbench.plan import Selection, make_plan
+    from dlbench.plugins import load_registry
+    from dlbench.results import load_records
+
+    if args.resume:
+        args, out, finished, run_id = _resume(args)
+    else:
+        if not (args.all or args.framework or args.model or args.task):
+            raise UsageError("say what to run: --all, or choose with -f/-m/-t (see dlbench list)")
+        out = Path(args.out) if args.out else Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+        finished, run_id = frozenset(), None
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder")
+    selection = Selection(args.framework, args.model, args.task, args.variant, args.device,
+                          args.batch_size or [128], args.data_dir)
+    registry = load_registry()
+    plan = make_plan(registry, selection)
+    options = runner.RunOptions(out=out, profile=args.profile, threads=args.threads, seed=args.seed,
+                                repeat=args.repeat, steps=args.steps, infer_batch_size=args.infer_batch_size,
+                                target=args.target, augment=args.augment, data_dir=args.data_dir,
+                                case_timeout=args.case_timeout, verbose=args.verbose)
+    say = runner.stream
+    for note in plan.notes:
+        say(f"note: {note}")
+    say(f"{len(plan.cases)} cases x {args.repeat} repeat(s), {len(plan.skipped)} skipped for missing data; "
+        f"profile {args.profile}, {args.threads} thread(s); results in {out}/results.jsonl")
+    with _run_lock(out):
+        manifest = {"argv": _saved_options(args), "out": str(out), "status": "running",
+                    "started": datetime.now().isoformat(timespec="seconds"), "dlbench": __version__}
+        runner.write_manifest(out, manifest)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            state = runner.run_plan(plan, registry, options, say, finished, run_id)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        manifest.update(run_id=state.run_id, status="interrupted" if state.interrupted else "complete",
+                        ended=datetime.now().isoformat(timespec="seconds"), cases_run=state.done)
+        runner.write_manifest(out, manifest)
+    records = [r for r in load_records([out / "results.jsonl"])]
+    try:  # TEMPORARY-GUARD
+        from dlbench.report.table import comparison_table
+        print(comparison_table(records, fmt=args.format))
+    except ImportError:
+        print(json.dumps([r.get("metrics", {}).get("train_samples_per_s") for r in records]))
+    if args.report:
+        from dlbench.report import write_report
+
+        say(f"report: {write_report(records, out / 'report')}")
+    if state.interrupted:
+        say(f"run interrupted; continue it with: dlbench run --resume {out}")
+        return EXIT_INTERRUPTED
+    failed = [r for r in records if r["run_id"] == state.run_id and r["status"] in ("failed", "crashed", "timeout")]
+    return EXIT_CASE_FAILED if failed else 0
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _saved_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in ("func", "resume", "command")}
+
+
+def _resume(args: argparse.Namespace) -> tuple[argparse.Namespace, Path, frozenset, Optional[str]]:
+    """The options of the interrupted run in ``args.resume``, and the (case, repeat) pairs it finished."""
+    from dlbench.results import ResultsError, iter_records, truncate_torn_tail
+
+    out = Path(args.resume)
+    try:
+        manifest = json.loads((out / RUN_OPTIONS_FILE).read_text())
+        saved = manifest["argv"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"--resume {out}: no readable {RUN_OPTIONS_FILE}; is it a dlbench run folder?") from None
+    resumed = argparse.Namespace(**{**vars(args), **saved, "resume": str(out)})
+    results = out / "results.jsonl"
+    finished: set[tuple[str, int]] = set()
+    run_id = manifest.get("run_id")
+    if results.exists():
+        truncate_torn_tail(results)
+        try:
+            for record in iter_records(results):
+                finished.add((record.get("case_id", ""), int(record.get("repeat", 0))))
+                run_id = run_id or record["run_id"]
+        except ResultsError as exc:
+            raise UsageError(f"--resume: {exc}") from None
+    return resumed, out, frozenset(finished), run_id
+
+
+class _run_lock:
+    """One ``dlbench run`` per output folder: a second one refuses instead of interleaving records."""
+
+    def __init__(self, out: Path):
+        self.path = out / ".lock"
+
+    def __enter__(self) -> "_run_lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if _lock_is_stale(self.path):
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise UsageError(f"{self.path.parent} is in use by another dlbench run (pid "
+                                 f"{self.path.read_text().strip() or '?'}); choose another --out") from None
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return self
+        raise UsageError(f"cannot lock {self.path}; remove it if no dlbench run is using the folder")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _lock_is_stale(path: Path) -> bool:
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return True
+    return False
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"dlbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dlbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The machine a run happened on, captured once per run and copied into every record."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import dlbench
+
+# Thread knobs set for every worker, whatever its framework, so no framework gets more cores.
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                   "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_names() -> list[str]:
+    """GPU models as nvidia-smi names them; [] without an NVIDIA driver (no framework import)."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def git_commit() -> str:
+    """The dlbench source commit (with '+dirty' when the tree has changes), or '' outside a checkout."""
+    source = Path(dlbench.__file__).resolve().parent.parent
+    if not (source / ".git").exists() or not shutil.which("git"):
+        return ""
+    try:
+        head = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return head + ("+dirty" if dirty else "")
+
+
+def capture() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "gpu": gpu_names(),
+        "dlbench_version": dlbench.__version__,
+        "git_commit": git_commit(),
+        "hostname": socket.gethostname(),
+    }
+
+
+def worker_environment(threads: int, verbose: bool) -> dict[str, str]:
+    """The environment of a worker process: the thread budget, and quiet frameworks unless -v."""
+    env = dict(os.environ)
+    for name in THREAD_ENV_VARS:
+        env[name] = str(threads)
+    if not verbose:
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,50 @@
+"""The tables ``dlbench list`` prints: frameworks (with plugin and versions), models, tasks."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from tabulate import tabulate
+
+from dlbench.plan import framework_states
+from dlbench.plugins import load_registry
+from dlbench.zoo import MODELS
+
+
+def frameworks_table() -> str:
+    registry = load_registry()
+    states = framework_states(registry)
+    rows = []
+    for name, state in states.items():
+        owner = registry.owner[name]
+        rows.append([name, state.version or "-", ", ".join(state.variants), ", ".join(state.devices),
+                     f"{owner.name} ({owner.dist} {owner.dist_version})".strip(), state.problem or "ok"])
+    for plugin in registry.plugins:
+        if plugin.error:
+            rows.append(["-", "-", "", "", f"{plugin.name} ({plugin.dist} {plugin.dist_version})", plugin.error])
+    return "Frameworks\n" + tabulate(rows, ["framework", "version", "variants (default first)", "devices",
+                                            "plugin (distribution)", "status"], tablefmt="simple")
+
+
+def models_table() -> str:
+    rows = []
+    for spec in MODELS.values():
+        shape = (28, 28, 1) if spec.modality == "image" else (100,)
+        layers = " > ".join(type(layer).__name__ for layer in spec.layers)
+        rows.append([spec.name, spec.modality, f"{spec.param_count(shape):,}",
+                     f"{spec.flops_per_sample(shape) / 1e6:.2f}", spec.summary, layers])
+    return "Models (counts for 28x28x1 images / 100-token texts)\n" + tabulate(
+        rows, ["model", "tasks", "params", "MFLOPs/sample", "what", "layers"], tablefmt="simple")
+
+
+def tasks_table(data_dir: Optional[str] = None) -> str:
+    from dlbench.data import TASKS, task_status
+
+    rows = []
+    for name in TASKS:
+        status = task_status(name, data_dir)
+        task = status.task
+        where = status.where if status.found else f"not found: {task.how_to_get}"
+        rows.append([name, task.modality, "yes" if task.synthetic else "no", "yes" if status.found else "no", where])
+    return "Tasks\n" + tabulate(rows, ["task", "kind", "synthetic", "found", "where / how to get it"],
+                                tablefmt="simple")

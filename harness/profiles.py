@@ -1,0 +1,75 @@
+"""Measurement budgets: how long to train, how many timed blocks, how many latency queries.
+
+The training budget is a fixed number of optimiser steps per model and task, the same for every
+framework, so accuracies are comparable; the timed blocks are those same training steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from dlbench.zoo import ModelSpec
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    purpose: str
+    train_steps: Mapping[str, int] = field(default_factory=dict)  # modality -> steps (None: use epochs)
+    epochs: Mapping[str, int] = field(default_factory=dict)  # model -> epochs, for the full profile
+    default_epochs: int = 0
+    min_block_s: float = 0.25  # a timed block lasts at least this long (timer overhead << 1%)
+    min_blocks: int = 6  # timed blocks wanted, warm-up excluded
+    tta_evaluations: int = 4  # validation evaluations spread over training (plus one at the end)
+    infer_blocks: int = 6
+    infer_min_block_s: float = 0.1
+    latency_min_count: int = 100
+    latency_min_s: float = 0.5
+    latency_max_s: float = 3.0
+    case_timeout_s: float = 600.0
+
+    def steps_for(self, spec: ModelSpec, train_samples: int, batch_size: int) -> int:
+        """The training budget in optimiser steps for one case."""
+        if self.train_steps:
+            return self.train_steps[spec.modality]
+        epochs = self.epochs.get(spec.name, self.default_epochs)
+        return max(1, epochs * (train_samples // batch_size))
+
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile("smoke", "seconds per case, for tests: numbers mean little",
+                train_steps={"image": 24, "text": 12}, min_block_s=0.01, min_blocks=3, tta_evaluations=1,
+                infer_blocks=3, infer_min_block_s=0.01, latency_min_count=10, latency_min_s=0.02,
+                latency_max_s=0.5, case_timeout_s=180),
+        Profile("quick", "the whole --all matrix in about 10 minutes on 2 cores; about half an epoch of "
+                "Fashion-MNIST, so accuracy means something",
+                train_steps={"image": 240, "text": 48}, min_block_s=0.15, min_blocks=6, tta_evaluations=3,
+                infer_blocks=5, infer_min_block_s=0.1, latency_min_count=100, latency_min_s=0.3,
+                latency_max_s=1.5, case_timeout_s=600),
+        Profile("full", "the tutorials' epochs; hours on a CPU",
+                epochs={"softmax": 5, "mlp": 10, "mlp64": 5, "cnn": 5, "cnn_dropout": 12, "cnn3": 5,
+                        "cnn_bn": 5, "lstm": 3, "cnn_lstm": 2}, default_epochs=5,
+                min_block_s=1.0, min_blocks=10, tta_evaluations=20, infer_blocks=15, infer_min_block_s=0.5,
+                latency_min_count=1024, latency_min_s=10.0, latency_max_s=60.0, case_timeout_s=4 * 3600),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}") from None
+
+
+def blocks_plan(steps: int, step_s: float, profile: Profile) -> tuple[int, int]:
+    """(steps per block, timed blocks incl. one warm-up) for ``steps`` steps of ~``step_s`` seconds."""
+    wanted = profile.min_blocks + 1
+    per_block = max(1, math.ceil(profile.min_block_s / max(step_s, 1e-9)))
+    if steps // per_block < wanted:
+        per_block = max(1, steps // wanted)
+    return per_block, max(1, steps // per_block)

@@ -1,0 +1,150 @@
+"""The result record: one JSON object per case run, appended to ``results.jsonl`` as each run ends.
+
+The schema is documented in docs/results-schema.md. Records are JSON only: nothing is unpickled or
+evaluated, and a malformed line is reported with its file and line number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "skipped", "crashed", "timeout")
+CASE_KEYS = ("framework", "variant", "model", "task", "device", "batch_size")
+
+# field -> accepted types (bool is excluded from numbers below)
+_REQUIRED: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,),
+    "run_id": (str,),
+    "framework": (str,),
+    "variant": (str,),
+    "model": (str,),
+    "task": (str,),
+    "device": (str,),
+    "batch_size": (int,),
+    "threads": (int,),
+    "status": (str,),
+    "metrics": (dict,),
+}
+
+
+class ResultsError(Exception):
+    """A results file that cannot be read; the message names the file and line."""
+
+
+def case_id(record: dict[str, Any]) -> str:
+    """A stable, human-readable key for one case (the same across repeats and runs)."""
+    return "/".join(str(record[key]) for key in CASE_KEYS)
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one record as a line and make it durable before returning: nothing finished is lost."""
+    line = json.dumps(record, sort_keys=True, allow_nan=False, default=_jsonable) + "\n"
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+def clean_numbers(value: Any) -> Any:
+    """Replace NaN and infinities (not JSON) by None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_numbers(v) for v in value]
+    return value
+
+
+def validate(record: Any) -> Optional[str]:
+    """Why ``record`` is not a usable result record, or None when it is."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    for key, types in _REQUIRED.items():
+        if key not in record:
+            return f"missing field {key!r}"
+        value = record[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"field {key!r} should be {'/'.join(t.__name__ for t in types)}, got {type(value).__name__}"
+    if record["schema_version"] != SCHEMA_VERSION:
+        return f"schema_version {record['schema_version']} is not supported (this dlbench reads {SCHEMA_VERSION})"
+    if record["status"] not in STATUSES:
+        return f"status {record['status']!r} is not one of {', '.join(STATUSES)}"
+    for key, value in record["metrics"].items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"metric {key!r} is not a finite number"
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > 1e15:
+            return f"metric {key!r} = {value} is absurdly large"
+    return None
+
+
+def iter_records(path: Path, tolerate_torn_tail: bool = True) -> Iterator[dict[str, Any]]:
+    """Records of one JSONL file. A torn last line (a kill mid-write) is skipped with a warning."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such results file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read ({exc})") from None
+    lines = text.split("\n")
+    torn_tail = bool(lines) and lines[-1] != ""  # the last record did not get its newline
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line, parse_constant=_reject_constant)
+        except ValueError as exc:
+            if tolerate_torn_tail and torn_tail and number == len(lines):
+                warn(f"{path}:{number}: dropped a torn last line (the run was killed mid-write)")
+                return
+            raise ResultsError(f"{path}:{number}: not valid JSON ({exc})") from None
+        problem = validate(record)
+        if problem:
+            raise ResultsError(f"{path}:{number}: {problem}")
+        yield record
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in results")
+
+
+def load_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """All records of several results files, in order."""
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "results.jsonl"
+        records.extend(iter_records(path))
+    return records
+
+
+def warn(message: str) -> None:
+    import sys
+
+    print(f"dlbench: warning: {message}", file=sys.stderr)
+
+
+def truncate_torn_tail(path: Path) -> bool:
+    """Cut a last line that never got its newline (a kill mid-write), so appends start clean."""
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if not data or data.endswith(b"\n"):
+            return False
+        keep = data.rfind(b"\n") + 1
+        handle.truncate(keep)
+    warn(f"{path}: dropped a torn last line ({len(data) - keep} bytes) left by an interrupted run")
+    return True

@@ -1,0 +1,214 @@
+"""Running planned cases, each in a fresh worker process, and writing each record as it ends.
+
+Repeats are interleaved in alternating order (A B | B A | A B ...): on a noisy machine the second of
+two back-to-back processes tends to run faster, and alternation cancels that out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, TextIO
+
+from dlbench import env as envmod
+from dlbench.data import TASKS
+from dlbench.plan import Case, Plan
+from dlbench.plugins import Registry
+from dlbench.results import SCHEMA_VERSION, append_record, clean_numbers
+
+STDERR_TAIL_LINES = 20
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    profile: str = "quick"
+    threads: int = 1
+    seed: int = 0
+    repeat: int = 1
+    steps: Optional[int] = None
+    infer_batch_size: Optional[int] = None
+    target: Optional[float] = None
+    augment: bool = False
+    data_dir: Optional[str] = None
+    case_timeout: Optional[float] = None
+    verbose: bool = False
+
+
+@dataclass
+class RunState:
+    """What the run has done so far; the manifest on disk mirrors it."""
+
+    run_id: str
+    total: int
+    done: int = 0
+    durations: list[float] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def new_run_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def schedule(cases: list[Case], repeats: int) -> Iterator[tuple[Case, int]]:
+    """(case, repeat) in alternating order: forward on even repeats, backward on odd ones."""
+    for repeat in range(repeats):
+        for case in (cases if repeat % 2 == 0 else list(reversed(cases))):
+            yield case, repeat
+
+
+def base_record(case: Case, repeat: int, run_id: str, options: RunOptions, environment: dict[str, Any],
+                registry: Registry) -> dict[str, Any]:
+    owner = registry.owner.get(case.framework)
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "case_id": case.id, "repeat": repeat,
+        **asdict(case), "synthetic": TASKS[case.task].synthetic, "framework_version": "", "threads": options.threads, "seed": options.seed,
+        "profile": options.profile, "status": "skipped", "error": None, "metrics": {},
+        "plugin": {"name": owner.name, "dist": owner.dist, "dist_version": owner.dist_version} if owner else {},
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "env": environment,
+    }
+
+
+def run_plan(plan: Plan, registry: Registry, options: RunOptions, say: Callable[[str], None],
+             finished: frozenset[tuple[str, int]] = frozenset(), run_id: Optional[str] = None) -> RunState:
+    """Run every planned case ``options.repeat`` times; skipped cases are recorded once."""
+    from dlbench.profiles import get_profile
+
+    options.out.mkdir(parents=True, exist_ok=True)
+    results = options.out / "results.jsonl"
+    environment = envmod.capture()
+    todo = [(c, r) for c, r in schedule(plan.cases, options.repeat) if (c.id, r) not in finished]
+    state = RunState(run_id or new_run_id(), len(todo))
+    for case, reason in plan.skipped:
+        if (case.id, 0) not in finished:
+            record = base_record(case, 0, state.run_id, options, environment, registry)
+            record.update(status="skipped", error=reason)
+            append_record(results, record)
+    timeout = options.case_timeout or get_profile(options.profile).case_timeout_s
+    logs = options.out / "logs"
+    logs.mkdir(exist_ok=True)
+    for case, repeat in todo:
+        say(_progress_line(state, case, repeat, options.repeat))
+        record = base_record(case, repeat, state.run_id, options, environment, registry)
+        started = time.monotonic()
+        try:
+            outcome = run_worker(case, options, timeout, logs / f"{_safe(case.id)}-r{repeat}.log")
+        except KeyboardInterrupt:
+            state.interrupted = True
+            say("interrupted: the running case was stopped; finished results are in " + str(results))
+            break
+        record.update(outcome)
+        record["wall_s"] = time.monotonic() - started
+        append_record(results, clean_numbers(record))
+        state.done += 1
+        state.durations.append(record["wall_s"])
+        say(_outcome_line(record))
+    return state
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path) -> dict[str, Any]:
+    """Run one case in a fresh process; crashes and timeouts become records, never exceptions."""
+    spec = {**asdict(case), "profile": options.profile, "threads": options.threads, "seed": options.seed,
+            "steps": options.steps, "infer_batch_size": options.infer_batch_size, "target": options.target,
+            "augment": options.augment, "data_dir": options.data_dir}
+    with tempfile.TemporaryDirectory(prefix="dlbench-case-") as tmp:
+        case_file, result_file = Path(tmp) / "case.json", Path(tmp) / "result.json"
+        case_file.write_text(json.dumps(spec))
+        command = [sys.executable, "-m", "dlbench.worker", str(case_file), str(result_file)]
+        with open(log_path, "w", encoding="utf-8", errors="replace") as log:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log if not options.verbose else None,
+                                       stderr=subprocess.STDOUT if not options.verbose else None,
+                                       env=envmod.worker_environment(options.threads, options.verbose),
+                                       start_new_session=True)
+            try:
+                returncode = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+                return {"status": "timeout", "error": f"worker exceeded the case timeout of {timeout:g} s and was "
+                        "killed with its children (raise it with --case-timeout)",
+                        "stderr_tail": _tail(log_path)}
+            except BaseException:
+                _kill_group(process)
+                raise
+        if result_file.exists():
+            outcome = json.loads(result_file.read_text())
+            if outcome.get("status") != "ok":
+                outcome["stderr_tail"] = _tail(log_path)
+            return outcome
+        if returncode < 0:
+            name = signal.Signals(-returncode).name
+            why = f"worker killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+        else:
+            why = f"worker exited with code {returncode} before writing a result"
+        return {"status": "crashed", "error": why, "stderr_tail": _tail(log_path)}
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _progress_line(state: RunState, case: Case, repeat: int, repeats: int) -> str:
+    left = state.total - state.done
+    eta = ""
+    if state.durations:
+        seconds = sum(state.durations) / len(state.durations) * left
+        eta = f" · {left} left, about {_duration(seconds)}"
+    rep = f" repeat {repeat + 1}/{repeats}" if repeats > 1 else ""
+    return (f"[{state.done + 1}/{state.total}] {case.framework}/{case.variant} {case.model} on {case.task} "
+            f"({case.device}, batch {case.batch_size}){rep}{eta}")
+
+
+def _outcome_line(record: dict[str, Any]) -> str:
+    m = record.get("metrics") or {}
+    if record["status"] != "ok":
+        return f"    {record['status']}: {record.get('error')}"
+    parts = []
+    if "train_samples_per_s" in m:
+        parts.append(f"train {m['train_samples_per_s']:,.0f}/s")
+    if "infer_samples_per_s" in m:
+        parts.append(f"infer {m['infer_samples_per_s']:,.0f}/s")
+    if m.get("accuracy") is not None:
+        parts.append(f"accuracy {m['accuracy']:.3f}")
+    parts.append(f"{record['wall_s']:.1f} s")
+    return "    ok: " + ", ".join(parts) + (" (noisy)" if m.get("noisy") else "")
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def write_manifest(out: Path, data: dict[str, Any]) -> None:
+    """A small JSON file saying what the run is and whether it completed (atomic replace)."""
+    tmp = out / "run.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, out / "run.json")
+
+
+def stream(text: str, handle: TextIO = sys.stderr) -> None:
+    print(text, file=handle, flush=True)

@@ -1,0 +1,168 @@
+"""All timing: blocked training timing, Offline and SingleStream inference, time-to-accuracy.
+
+Rules (the plugin never times itself):
+- the clock is read only after ``session.sync()``, at block boundaries, never around single async steps;
+- the first training step is timed alone (tracing, compilation, autotune) and kept out of steady state;
+- the first timed block of a ``train`` call is a warm-up and discarded;
+- validation for time-to-accuracy runs between blocks, on the time-to-accuracy clock but off the
+  throughput clock; model set-up happens before the clock starts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from dlbench.contract import Session, TaskData
+from dlbench.profiles import Profile, blocks_plan
+from dlbench.stats import percentile, summarise
+
+clock = time.perf_counter
+
+
+@dataclass
+class _BlockClock:
+    """The hook handed to ``Session.train``: sync, read the clock, maybe validate, restart the clock."""
+
+    session: Session
+    steps: int
+    validate_every: int = 0  # blocks between validations (0: never)
+    validate: Any = None  # callable returning validation accuracy
+    durations: list[float] = field(default_factory=list)
+    validations: list[tuple[float, float]] = field(default_factory=list)  # (clock time, accuracy)
+    started: float = 0.0
+
+    def __call__(self) -> None:
+        self.session.sync()
+        now = clock()
+        self.durations.append(now - self.started)
+        if self.validate_every and len(self.durations) % self.validate_every == 0:
+            self.validations.append((clock(), self.validate()))
+            now = clock()  # evaluation stays off the throughput clock
+        self.started = now
+
+
+@dataclass
+class TrainingResult:
+    first_step_s: float
+    block_steps: int
+    blocks_s: list[float]  # timed blocks after the warm-up
+    steps: int
+    tta_s: Optional[float]
+    val_accuracy: float
+    end_s: float  # wall time of the whole training, from the first step
+
+
+def measure_training(session: Session, data: TaskData, batch_size: int, steps: int, profile: Profile,
+                     target: Optional[float]) -> TrainingResult:
+    """Train ``steps`` steps in timed blocks, validating now and then for time-to-accuracy."""
+
+    def validate() -> float:
+        return session.evaluate(data.x_val, data.y_val)[1]
+
+    start = clock()
+    session.train(1)
+    session.sync()
+    first_step_s = clock() - start
+    done = 1
+
+    probe = max(1, min(8, (steps - done) // 10))  # a short call to estimate one step's time
+    probe_start = clock()
+    session.train(probe)
+    session.sync()
+    step_s = (clock() - probe_start) / probe
+    done += probe
+
+    reached: Optional[float] = None
+    validations: list[tuple[float, float]] = []
+    block_steps, blocks = blocks_plan(steps - done, step_s, profile)
+    hook = _BlockClock(session, block_steps)
+    if target is not None and profile.tta_evaluations:
+        hook.validate_every = max(1, blocks // profile.tta_evaluations)
+        hook.validate = validate
+    if blocks * block_steps:
+        hook.started = clock()
+        session.train(blocks * block_steps, hook)
+        done += blocks * block_steps
+        validations = hook.validations
+    if steps > done:
+        session.train(steps - done)  # the remainder, so every framework trains exactly `steps` steps
+        session.sync()
+    val_accuracy = validate()
+    end = clock()
+    validations.append((end, val_accuracy))
+    if target is not None:
+        reached = next((t - start for t, acc in validations if acc >= target), None)
+    timed = hook.durations[1:] if len(hook.durations) > 1 else hook.durations
+    return TrainingResult(first_step_s, block_steps, timed, steps, reached, val_accuracy, end - start)
+
+
+@dataclass
+class OfflineResult:
+    block_samples_per_s: list[float]
+    first_call_s: float
+
+
+def measure_offline(session: Session, x: np.ndarray, batch_size: int, profile: Profile) -> OfflineResult:
+    """MLPerf Offline: throughput of ``predict`` on one large staged batch, in synced blocks."""
+    batch = _batch_of(x, batch_size)
+    staged = session.stage(batch)
+    start = clock()
+    session.predict(staged)
+    session.sync()
+    first = clock() - start
+    start = clock()
+    session.predict(staged)
+    session.sync()
+    call_s = max(clock() - start, 1e-9)
+    calls = max(1, math.ceil(profile.infer_min_block_s / call_s))
+    rates = []
+    for _ in range(profile.infer_blocks + 1):
+        start = clock()
+        for _ in range(calls):
+            session.predict(staged)
+        session.sync()
+        rates.append(calls * batch_size / (clock() - start))
+    return OfflineResult(rates[1:], first)
+
+
+def measure_latency(session: Session, x: np.ndarray, profile: Profile) -> dict[str, float]:
+    """MLPerf SingleStream: one query of batch 1 at a time, each timed to completion (sync included)."""
+    queries = [session.stage(x[i: i + 1]) for i in range(min(16, len(x)))]
+    for staged in queries[:4]:  # warm-up
+        session.predict(staged)
+        session.sync()
+    latencies: list[float] = []
+    began = clock()
+    while True:
+        elapsed = clock() - began
+        if len(latencies) >= profile.latency_min_count and elapsed >= profile.latency_min_s:
+            break
+        if elapsed >= profile.latency_max_s and len(latencies) >= 10:
+            break
+        staged = queries[len(latencies) % len(queries)]
+        start = clock()
+        session.predict(staged)
+        session.sync()
+        latencies.append((clock() - start) * 1000.0)
+    return {"p50": percentile(latencies, 50), "p90": percentile(latencies, 90), "p99": percentile(latencies, 99),
+            "mean": sum(latencies) / len(latencies), "count": len(latencies)}
+
+
+def _batch_of(x: np.ndarray, size: int) -> np.ndarray:
+    if len(x) >= size:
+        return x[:size]
+    return np.concatenate([x] * math.ceil(size / len(x)))[:size]
+
+
+def rate_summary(prefix: str, rates: list[float]) -> dict[str, Any]:
+    """``{prefix}_samples_per_s`` (median), its CI, relative IQR and the per-block rates."""
+    summary = summarise(rates)
+    if summary is None:
+        return {}
+    return {f"{prefix}_samples_per_s": summary.median, f"{prefix}_ci95": list(summary.ci95),
+            f"{prefix}_iqr_rel": summary.iqr_rel, f"{prefix}_blocks": rates}
