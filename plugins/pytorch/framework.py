@@ -1,0 +1,60 @@
+"""The ``pytorch`` framework object: cheap questions answered without importing torch."""
+
+from __future__ import annotations
+
+import glob
+from importlib import metadata
+from typing import TYPE_CHECKING, Sequence
+
+from dlbench.contract import FrameworkUnavailable, Setup
+
+if TYPE_CHECKING:
+    from dlbench.zoo import ModelSpec
+
+    from dlbench_pytorch.session import TorchSession
+
+INSTALL_HINT = "pip install 'dlbench[torch]'"
+
+# Layer kinds the model builder (dlbench_pytorch.models) knows; checked here without importing torch.
+SUPPORTED_LAYERS = frozenset({
+    "flatten", "dense", "dropout", "conv2d", "maxpool2d", "batchnorm", "activation", "embedding",
+    "spatial_dropout1d", "conv1d", "maxpool1d", "lstm",
+})
+
+
+class TorchFramework:
+    """PyTorch, eager or ``torch.compile``d, on the CPU and (when CUDA works) the GPU."""
+
+    name = "pytorch"
+
+    def version(self) -> str:
+        try:
+            return metadata.version("torch")
+        except metadata.PackageNotFoundError:
+            raise FrameworkUnavailable(INSTALL_HINT) from None
+
+    def variants(self) -> Sequence[str]:
+        return ["eager", "compile"]
+
+    def devices(self) -> Sequence[str]:
+        # Importing torch costs about a second; only pay for it when an NVIDIA device node exists.
+        if not glob.glob("/dev/nvidia[0-9]*"):
+            return ["cpu"]
+        try:
+            import torch
+        except ImportError:
+            return ["cpu"]
+        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+
+    def supports(self, spec: "ModelSpec") -> bool:
+        return all(layer.kind in SUPPORTED_LAYERS for layer in spec.layers)
+
+    def prepare(self, setup: Setup) -> "TorchSession":
+        if setup.variant not in self.variants():
+            raise ValueError(f"unknown pytorch variant {setup.variant!r}; choose from {', '.join(self.variants())}")
+        if setup.device not in ("cpu", "gpu"):
+            raise ValueError(f"unknown device {setup.device!r}; choose cpu or gpu")
+        self.version()  # FrameworkUnavailable with the install hint, before the bare ImportError
+        from dlbench_pytorch.session import TorchSession  # imports torch
+
+        return TorchSession(setup)
