@@ -3,6 +3,7 @@ plugin is reported, not fatal."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -15,6 +16,7 @@ from dlbench.contract import Framework
 
 ENTRY_POINT_GROUP = "dlbench"
 DISABLE_ENV = "DLBENCH_DISABLE_PLUGINS"  # comma-separated plugin names to skip
+EXTRA_ENV = "DLBENCH_PLUGINS"  # comma-separated module names to load as plugins too (like PYTEST_PLUGINS)
 
 
 @dataclass
@@ -54,7 +56,7 @@ def load_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
     """Load every plugin of the ``dlbench`` entry-point group (plus ``extra_plugins``) and collect frameworks."""
     manager = make_manager()
     registry = Registry()
-    disabled = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+    disabled = set(_names(os.environ.get(DISABLE_ENV, "")))
     for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
         if entry_point.name in disabled or any(p.name == entry_point.name for p in registry.plugins):
             continue
@@ -66,6 +68,15 @@ def load_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
             module = entry_point.load()
             manager.register(module, name=entry_point.name)
         except Exception as exc:  # a broken plugin must not stop the others
+            info.error = f"import failed: {type(exc).__name__}: {exc}"
+    for module_name in _names(os.environ.get(EXTRA_ENV, "")):
+        if module_name in disabled:
+            continue
+        info = PluginInfo(module_name, dist=f"${EXTRA_ENV}")
+        registry.plugins.append(info)
+        try:
+            manager.register(importlib.import_module(module_name), name=module_name)
+        except Exception as exc:
             info.error = f"import failed: {type(exc).__name__}: {exc}"
     for index, plugin in enumerate(extra_plugins):
         info = PluginInfo(getattr(plugin, "__name__", f"extra{index}"))
@@ -84,6 +95,10 @@ def load_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
                 manager.unregister(bad)
     _collect(manager, registry)
     return registry
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _collect(manager: pluggy.PluginManager, registry: Registry) -> None:

@@ -38,14 +38,13 @@ def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float,
     if n == 0:
         raise ValueError("confidence interval of no values")
     alpha = 1.0 - confidence
-    # largest k (1-based rank) such that P(Binomial(n, 1/2) < k) <= alpha / 2
+    # largest 1-based rank k with P(Binomial(n, 1/2) < k) <= alpha / 2; the CI is [x_(k), x_(n-k+1)]
     cumulative, k = 0.0, 0
     for i in range(n + 1):
-        probability = math.comb(n, i) / 2.0**n
-        if cumulative + probability > alpha / 2:
+        cumulative += math.comb(n, i) / 2.0**n
+        if cumulative > alpha / 2:
             break
-        cumulative += probability
-        k = i
+        k = i + 1
     if k == 0:
         return ordered[0], ordered[-1]
     return ordered[k - 1], ordered[n - k]

@@ -1,0 +1,37 @@
+# Two commands for a fresh Debian/Ubuntu machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+APT    := $(shell command -v apt-get 2>/dev/null)
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test venv data browser clean
+
+run: venv data  ## set up, then benchmark every installed framework x model x task (quick profile)
+	$(BIN)/dlbench run --all --report
+
+test: venv data browser  ## set up, then run the test suite (real frameworks, tiny budgets)
+	$(BIN)/python -m pytest -q
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]'
+	touch $@
+
+data:  ## Debian's Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist), where apt exists
+ifneq ($(APT),)
+	@[ -d /usr/share/datasets/fashion-mnist ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; }
+else
+	@echo "no apt-get: put the Fashion-MNIST IDX files in \$$DLBENCH_DATA/fashion-mnist (see dlbench list tasks)"
+endif
+
+browser:  ## headless Chromium for the HTML report test (skipped without it)
+ifneq ($(APT),)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } || echo "chromium not installed: the browser test will be skipped"
+endif
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

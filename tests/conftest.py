@@ -1,0 +1,48 @@
+"""Shared helpers: run the real `dlbench` command in a subprocess, with the test plugins importable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+
+def dlbench_env(plugins: str = "", **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH", "")]))
+    if plugins:
+        env["DLBENCH_PLUGINS"] = plugins
+    env.update(extra)
+    return env
+
+
+def run_dlbench(*args: str, plugins: str = "", timeout: float = 300, cwd: Optional[Path] = None,
+                **extra: str) -> subprocess.CompletedProcess:
+    """`dlbench ARGS` as a user runs it: a real process, real plugins."""
+    return subprocess.run([sys.executable, "-m", "dlbench.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=dlbench_env(plugins, **extra), cwd=cwd)
+
+
+def read_records(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def fake_run(tmp_path: Path):
+    """Run dlbench with the fake framework on synthetic data; returns (process, records)."""
+
+    def run(*args: str, timeout: float = 120, **extra: str):
+        out = tmp_path / "out"
+        process = run_dlbench("run", "-f", "fake", "--out", str(out), "--profile", "smoke", *args,
+                              plugins="fake_plugins", timeout=timeout, **extra)
+        records = read_records(out) if (out / "results.jsonl").exists() else []
+        return process, records
+
+    return run

@@ -1,0 +1,82 @@
+"""Nothing lost: real crashing, hanging and raising workers; interruption; resume; torn files; locks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import dlbench_env, read_records, run_dlbench
+
+
+def test_every_fault_becomes_a_record_and_the_others_survive(fake_run):
+    process, records = fake_run("--variant", "sleep", "--variant", "abort", "--variant", "raise-train",
+                                "--variant", "hang", "--variant", "bad-params", "--variant", "nan-loss",
+                                "--variant", "raise-prepare", "--variant", "exit",
+                                "-m", "softmax", "-t", "synthetic_images", "--case-timeout", "5")
+    by_variant = {r["variant"]: r for r in records}
+    assert process.returncode == 1  # some cases failed
+    assert by_variant["sleep"]["status"] == "ok"
+    assert by_variant["abort"]["status"] == "crashed" and "SIGABRT" in by_variant["abort"]["error"]
+    assert by_variant["exit"]["status"] == "crashed" and "code 3" in by_variant["exit"]["error"]
+    assert by_variant["hang"]["status"] == "timeout"
+    assert by_variant["raise-train"]["status"] == "failed"
+    assert "plugin fake_plugins failed in train: RuntimeError: the fake framework fell over" in \
+        by_variant["raise-train"]["error"]
+    assert "cannot build this model" in by_variant["raise-prepare"]["error"]
+    assert "parity" in by_variant["bad-params"]["error"] and "7,851" in by_variant["bad-params"]["error"]
+    assert "parity" in by_variant["nan-loss"]["error"]
+    assert "Traceback" not in process.stderr
+
+
+def test_sigint_stops_the_run_keeps_finished_records_and_resume_completes_it(tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "dlbench.cli", "run", "-f", "fake", "--variant", "sleep", "-m", "softmax",
+               "-m", "mlp", "-t", "synthetic_images", "--steps", "2500", "--profile", "smoke", "--out", str(out)]
+    process = subprocess.Popen(command, env=dlbench_env("fake_plugins"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
+        time.sleep(0.1)
+    time.sleep(1.0)  # the second case is now running
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert [r["model"] for r in read_records(out)] == ["softmax"]
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert "--resume" in stderr
+
+    resumed = run_dlbench("run", "--resume", str(out), plugins="fake_plugins", timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(r["model"] for r in read_records(out)) == ["mlp", "softmax"]
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
+def test_torn_last_line_is_dropped_with_a_warning_and_resume_repairs_it(fake_run, tmp_path):
+    process, records = fake_run("--variant", "sleep", "-m", "softmax", "-m", "mlp", "-t", "synthetic_images")
+    out = tmp_path / "out"
+    results = out / "results.jsonl"
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text(lines[0] + lines[1][: len(lines[1]) // 2])  # killed mid-write
+    table = run_dlbench("table", str(results))
+    assert table.returncode == 0, table.stderr
+    assert "torn last line" in table.stderr and "softmax" in table.stdout
+    resumed = run_dlbench("run", "--resume", str(out), plugins="fake_plugins")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(r["model"] for r in read_records(out)) == ["mlp", "softmax"]
+
+
+def test_a_second_run_into_the_same_folder_refuses(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lock").write_text(str(os.getpid()))  # a live process holds it
+    process = run_dlbench("run", "-f", "fake", "-m", "softmax", "-t", "synthetic_images", "--profile", "smoke",
+                          "--out", str(out), plugins="fake_plugins")
+    assert process.returncode == 2
+    assert "in use by another dlbench run" in process.stderr
+    (out / ".lock").write_text("999999999")  # a dead one: taken over
+    process = run_dlbench("run", "-f", "fake", "-m", "softmax", "-t", "synthetic_images", "--profile", "smoke",
+                          "--out", str(out), plugins="fake_plugins")
+    assert process.returncode == 0, process.stderr
