@@ -22,6 +22,7 @@ class Profile:
     default_epochs: int = 0
     min_block_s: float = 0.25  # a timed block lasts at least this long (timer overhead << 1%)
     min_blocks: int = 6  # timed blocks wanted, warm-up excluded
+    min_timed_s: float = 1.0  # steady-state seconds wanted; fast models get extra timed blocks after training
     tta_evaluations: int = 4  # validation evaluations spread over training (plus one at the end)
     infer_blocks: int = 6
     infer_min_block_s: float = 0.1
@@ -42,18 +43,18 @@ PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
         Profile("smoke", "seconds per case, for tests: numbers mean little",
-                train_steps={"image": 24, "text": 12}, min_block_s=0.01, min_blocks=3, tta_evaluations=1,
+                train_steps={"image": 24, "text": 12}, min_block_s=0.01, min_blocks=3, min_timed_s=0.0, tta_evaluations=1,
                 infer_blocks=3, infer_min_block_s=0.01, latency_min_count=10, latency_min_s=0.02,
                 latency_max_s=0.5, case_timeout_s=180),
         Profile("quick", "the whole --all matrix in about 10 minutes on 2 cores; about half an epoch of "
                 "Fashion-MNIST, so accuracy means something",
-                train_steps={"image": 240, "text": 48}, min_block_s=0.15, min_blocks=6, tta_evaluations=3,
+                train_steps={"image": 240, "text": 48}, min_block_s=0.15, min_blocks=6, min_timed_s=1.0, tta_evaluations=3,
                 infer_blocks=5, infer_min_block_s=0.1, latency_min_count=100, latency_min_s=0.3,
                 latency_max_s=1.5, case_timeout_s=600),
         Profile("full", "the tutorials' epochs; hours on a CPU",
                 epochs={"softmax": 5, "mlp": 10, "mlp64": 5, "cnn": 5, "cnn_dropout": 12, "cnn3": 5,
                         "cnn_bn": 5, "lstm": 3, "cnn_lstm": 2}, default_epochs=5,
-                min_block_s=1.0, min_blocks=10, tta_evaluations=20, infer_blocks=15, infer_min_block_s=0.5,
+                min_block_s=1.0, min_blocks=10, min_timed_s=10.0, tta_evaluations=20, infer_blocks=15, infer_min_block_s=0.5,
                 latency_min_count=1024, latency_min_s=10.0, latency_max_s=60.0, case_timeout_s=4 * 3600),
     )
 }

@@ -11,6 +11,7 @@ Rules (the plugin never times itself):
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -50,16 +51,30 @@ class _BlockClock:
 class TrainingResult:
     first_step_s: float
     block_steps: int
-    blocks_s: list[float]  # timed blocks after the warm-up
+    rates: list[float]  # samples/s of the timed blocks after the warm-up
     steps: int
     tta_s: Optional[float]
     val_accuracy: float
     end_s: float  # wall time of the whole training, from the first step
 
 
+def _calibrate(session: Session, budget: int, min_block_s: float) -> tuple[float, int]:
+    """(seconds per step, steps used): doubling calls until one lasts min_block_s / 2 or 1/5 of the budget is used."""
+    used, count = 0, 1
+    while True:
+        start = clock()
+        session.train(count)
+        session.sync()
+        elapsed = clock() - start
+        used += count
+        if elapsed >= min_block_s / 2 or used + 2 * count > budget // 5:
+            return elapsed / count, used
+        count *= 2
+
+
 def measure_training(session: Session, data: TaskData, batch_size: int, steps: int, profile: Profile,
                      target: Optional[float]) -> TrainingResult:
-    """Train ``steps`` steps in timed blocks, validating now and then for time-to-accuracy."""
+    """Train exactly ``steps`` steps in timed blocks, validating now and then for time-to-accuracy."""
 
     def validate() -> float:
         return session.evaluate(data.x_val, data.y_val)[1]
@@ -69,22 +84,16 @@ def measure_training(session: Session, data: TaskData, batch_size: int, steps: i
     session.sync()
     first_step_s = clock() - start
     done = 1
+    step_s, used = _calibrate(session, steps - done, profile.min_block_s)
+    done += used
 
-    probe = max(1, min(8, (steps - done) // 10))  # a short call to estimate one step's time
-    probe_start = clock()
-    session.train(probe)
-    session.sync()
-    step_s = (clock() - probe_start) / probe
-    done += probe
-
-    reached: Optional[float] = None
     validations: list[tuple[float, float]] = []
     block_steps, blocks = blocks_plan(steps - done, step_s, profile)
     hook = _BlockClock(session, block_steps)
     if target is not None and profile.tta_evaluations:
         hook.validate_every = max(1, blocks // profile.tta_evaluations)
         hook.validate = validate
-    if blocks * block_steps:
+    if blocks * block_steps and steps > done:
         hook.started = clock()
         session.train(blocks * block_steps, hook)
         done += blocks * block_steps
@@ -95,10 +104,31 @@ def measure_training(session: Session, data: TaskData, batch_size: int, steps: i
     val_accuracy = validate()
     end = clock()
     validations.append((end, val_accuracy))
+    reached = None
     if target is not None:
         reached = next((t - start for t, acc in validations if acc >= target), None)
-    timed = hook.durations[1:] if len(hook.durations) > 1 else hook.durations
-    return TrainingResult(first_step_s, block_steps, timed, steps, reached, val_accuracy, end - start)
+    timed = hook.durations[1:]  # the first block of a call is a warm-up
+    rates = [block_steps * batch_size / seconds for seconds in timed if seconds > 0]
+    return TrainingResult(first_step_s, block_steps, rates, steps, reached, val_accuracy, end - start)
+
+
+def top_up_training(session: Session, result: TrainingResult, batch_size: int, profile: Profile) -> int:
+    """More timed blocks when the budget's blocks were too short to trust (fast models, small budgets).
+
+    Runs after accuracy was measured, so accuracy still comes from exactly the budget's steps.
+    Returns the extra steps run; their block rates are appended to ``result.rates``.
+    """
+    have_s = sum(result.block_steps * batch_size / rate for rate in result.rates)
+    if have_s >= profile.min_timed_s:
+        return 0
+    step_s = batch_size / statistics.median(result.rates) if result.rates else result.first_step_s
+    block_steps = max(1, math.ceil(profile.min_block_s / max(step_s, 1e-9)))
+    blocks = max(profile.min_blocks, math.ceil((profile.min_timed_s - have_s) / profile.min_block_s)) + 1
+    hook = _BlockClock(session, block_steps)
+    hook.started = clock()
+    session.train(blocks * block_steps, hook)
+    result.rates.extend(block_steps * batch_size / seconds for seconds in hook.durations[1:] if seconds > 0)
+    return blocks * block_steps
 
 
 @dataclass

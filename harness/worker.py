@@ -24,7 +24,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     from dlbench.data import DataError, load_task
     from dlbench.plugins import load_registry
     from dlbench.profiles import get_profile
-    from dlbench.timing import measure_latency, measure_offline, measure_training, rate_summary
+    from dlbench.timing import measure_latency, measure_offline, measure_training, rate_summary, top_up_training
     from dlbench.zoo import get_model, target_for
     from dlbench.contract import Setup
 
@@ -72,16 +72,16 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     steps = case.get("steps") or profile.steps_for(spec, len(data.x_train), bs)
     target = case.get("target") or target_for(spec, case["task"])
     training = _call(plugin, "train", measure_training, session, data, bs, steps, profile, target)
-    rates = [training.block_steps * bs / seconds for seconds in training.blocks_s if seconds > 0]
     loss, accuracy = _call(plugin, "evaluate", session.evaluate, data.x_test, data.y_test)
+    extra_steps = _call(plugin, "train", top_up_training, session, training, bs, profile)
     infer_bs = case.get("infer_batch_size") or 1024
     offline = _call(plugin, "predict", measure_offline, session, data.x_test, infer_bs, profile)
     latency = _call(plugin, "predict", measure_latency, session, data.x_test, profile)
 
     metrics: dict[str, Any] = {
-        **rate_summary("train", rates),
+        **rate_summary("train", training.rates),
         **rate_summary("infer", offline.block_samples_per_s),
-        "train_steps": training.steps, "block_steps": training.block_steps,
+        "train_steps": training.steps, "block_steps": training.block_steps, "timing_extra_steps": extra_steps,
         "first_step_s": training.first_step_s,
         "infer_batch_size": infer_bs, "infer_first_call_s": offline.first_call_s,
         "latency_ms": latency,
