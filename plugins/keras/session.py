@@ -1,0 +1,189 @@
+"""One prepared Keras case: the model, its optimiser, its training stream, and how to time it fairly."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from dlbench.contract import BlockHook, Setup
+from dlbench_keras import pipeline, runtime
+from dlbench_keras.framework import Variant
+from dlbench_keras.models import build_model, trainable_params
+
+EVAL_BATCH = 1024
+
+
+class KerasSession:
+    """``train`` runs ONE ``model.fit`` (or one custom loop) for all its steps; see ``train``."""
+
+    def __init__(self, setup: Setup, variant: Variant) -> None:
+        self.setup, self.variant, self.spec = setup, variant, setup.spec
+        self.rt = runtime.load(variant.backend, setup.device, setup.threads, setup.seed)
+        keras = self.rt.keras
+        data = setup.data
+        self.binary = self.spec.outputs == 1
+        self.model = build_model(keras, self.spec, tuple(data.input_shape), setup.seed)
+        if self.binary:
+            loss = keras.losses.BinaryCrossentropy(from_logits=True)
+            metric = keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")  # logit > 0 <=> p > 0.5
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.loss_fn = loss
+        self.optimizer = keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+        self.model.compile(optimizer=self.optimizer, loss=loss, metrics=[metric], jit_compile=self._jit())
+        x_train, y_train = data.x_train, self._labels(data.y_train)
+        if variant.backend == "tensorflow":
+            self._dataset = pipeline.tf_dataset(self.rt.tf, x_train, y_train, setup.batch_size, setup.seed)
+        else:
+            self._batches = pipeline.numpy_batches(x_train, y_train, setup.batch_size, setup.seed)
+        if variant.loop == "custom":
+            self._iterator = iter(self._dataset)  # created once: successive calls continue the stream
+            self._step = self._custom_step()
+            self.optimizer.build(self.model.trainable_variables)
+        self._hook_callback = _make_hook_callback(keras)
+
+    # -- the contract -------------------------------------------------------------------------------------
+    def param_count(self) -> int:
+        return trainable_params(self.model)
+
+    def train(self, steps: int, hook: Optional[BlockHook] = None) -> None:
+        """``steps`` optimiser steps; ``hook()`` after every ``hook.steps`` of them.
+
+        fit: one ``model.fit`` for all blocks, with ``steps_per_epoch=hook.steps`` and one "epoch" per
+        block, the hook running in ``on_epoch_end`` -- where Keras itself validates. A new ``fit`` call
+        costs tens of milliseconds (callbacks, iterator, first prefetch), and a batch-level callback would
+        turn off Keras' asynchronous batch-end dispatch and read the loss back after every step (a device
+        sync per step on GPU), which plain ``model.fit`` does not do.
+        """
+        if steps <= 0:
+            return
+        if self.variant.loop == "custom":
+            self._train_custom(steps, hook)
+            return
+        every = hook.steps if hook is not None and 0 < hook.steps <= steps else steps
+        blocks, rest = divmod(steps, every)
+        callbacks = [self._hook_callback(hook)] if hook is not None and every == hook.steps else []
+        self._fit(every, blocks, callbacks)
+        if rest:
+            self._fit(rest, 1, [])
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """``model.evaluate`` in inference mode, batches of 1024; the loss is the mean over samples."""
+        logs = self.model.evaluate(x, self._labels(y), batch_size=EVAL_BATCH, verbose=0, return_dict=True)
+        return float(logs["loss"]), float(logs["accuracy"])
+
+    def stage(self, x: np.ndarray) -> Any:
+        x = np.ascontiguousarray(x, dtype=np.int32 if self.spec.modality == "text" else np.float32)
+        if self.rt.tf is not None:
+            with self.rt.tf.device("/GPU:0" if self.setup.device == "gpu" else "/CPU:0"):
+                return self.rt.tf.identity(self.rt.tf.constant(x))
+        return self.rt.keras.ops.convert_to_tensor(x)
+
+    def predict(self, staged: Any) -> Any:
+        return self.model.predict_on_batch(staged)  # compiled (tf.function) forward, training=False; numpy out
+
+    def sync(self) -> None:
+        if self.setup.device != "gpu":
+            return  # CPU: fit, the custom step and predict_on_batch return only after the work is done
+        if self.rt.tf is not None:
+            self.rt.tf.test.experimental.sync_devices()
+        elif self.rt.torch is not None:
+            self.rt.torch.cuda.synchronize()
+        elif self.rt.jax is not None:
+            for weight in self.model.weights:
+                self.rt.jax.block_until_ready(weight.value)
+
+    def describe(self) -> Mapping[str, Any]:
+        rt, variant = self.rt, self.variant
+        on_gpu = self.setup.device == "gpu"
+        if variant.backend == "tensorflow":
+            compile_mode = "XLA jit_compile" if variant.xla else "tf.function"
+            sync = ("tf.test.experimental.sync_devices()" if on_gpu else
+                    "none needed: on CPU TF executes synchronously (fit, tf.function calls and predict_on_batch "
+                    "return after the work is done)")
+            pipe = "tf.data: host tensors gathered by a per-epoch permutation, prefetch AUTOTUNE"
+        else:
+            compile_mode = "XLA (jax.jit)" if variant.backend == "jax" else "none (eager torch)"
+            sync = {"torch": "torch.cuda.synchronize()", "jax": "jax.block_until_ready(weights)"}[variant.backend]
+            sync = sync if on_gpu else "none needed: on CPU fit and predict_on_batch return after the work is done"
+            pipe = "python generator of numpy batches from a per-epoch permutation"
+        return {
+            "framework": "keras",
+            "variant": variant.name,
+            "backend": variant.backend,
+            "training_loop": ("model.fit, one call per train(), hook in on_epoch_end (steps_per_epoch = block)"
+                              if variant.loop == "fit" else
+                              "custom: GradientTape train step in a tf.function, python loop"),
+            "threads": rt.threads,
+            "interop_threads": rt.interop_threads,
+            "precision": "float32",
+            "compile": compile_mode,
+            "sync": sync,
+            "layout": "NHWC",
+            "framework_versions": dict(rt.versions),
+            "device": self.setup.device,
+            "device_name": rt.device_name,
+            "predict_method": "model.predict_on_batch (compiled forward, training=False, returns numpy)",
+            "evaluate_method": f"model.evaluate(batch_size={EVAL_BATCH})",
+            "data_pipeline": pipe,
+            "loss": type(self.loss_fn).__name__ + "(from_logits=True)",
+            "optimizer": "keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)",
+            "seed": f"keras.utils.set_random_seed({self.setup.seed}) (TF backend) and per-layer initialiser / "
+                    f"dropout seeds derived from {self.setup.seed}; new permutation per epoch, partial batch dropped",
+            **({"tf32": rt.tf32} if on_gpu else {}),
+        }
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _jit(self) -> Any:
+        if self.variant.backend == "tensorflow":
+            return self.variant.xla  # explicit: Keras' "auto" would pick XLA on a GPU and not on CPU
+        return "auto" if self.variant.backend == "jax" else False
+
+    def _labels(self, y: np.ndarray) -> np.ndarray:
+        if self.binary:
+            return np.asarray(y, dtype=np.float32).reshape(-1, 1)
+        return np.asarray(y, dtype=np.int64)
+
+    def _fit(self, steps_per_epoch: int, epochs: int, callbacks: list) -> None:
+        data = self._dataset if self.rt.tf is not None else self._batches
+        self.model.fit(data, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0, callbacks=callbacks,
+                       shuffle=False)
+
+    def _custom_step(self) -> Any:
+        tf, model, loss_fn, optimizer = self.rt.tf, self.model, self.loss_fn, self.optimizer
+
+        @tf.function(jit_compile=self.variant.xla)
+        def train_step(x: Any, y: Any) -> Any:
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = loss_fn(y, logits)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        return train_step
+
+    def _train_custom(self, steps: int, hook: Optional[BlockHook]) -> None:
+        every = hook.steps if hook is not None and hook.steps > 0 else 0
+        for done in range(1, steps + 1):
+            x, y = next(self._iterator)
+            self._step(x, y)
+            if every and done % every == 0:
+                hook()
+
+
+def _make_hook_callback(keras: Any) -> Any:
+    class BlockHookCallback(keras.callbacks.Callback):
+        """Calls the harness's hook at the end of every 'epoch' (= one block of hook.steps batches)."""
+
+        def __init__(self, hook: BlockHook) -> None:
+            super().__init__()
+            self.hook = hook
+
+        def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+            self.hook()
+
+    return BlockHookCallback
+
