@@ -41,7 +41,6 @@ class TorchSession:
         # its inference graph on its first call. evaluate (accuracy checks) runs the eager module.
         self.compiled = setup.variant == "compile"
         self.forward: nn.Module = torch.compile(self.net) if self.compiled else self.net
-        self._training: Optional[bool] = None
 
         # The whole training set goes to the device once, here, off the clock.
         self.x_train = self.stage(data.x_train)
@@ -56,15 +55,16 @@ class TorchSession:
         self._generator.manual_seed(setup.seed)
         self._order = self._permutation()
         self._cursor = 0  # batches of the current permutation already used
+        if self.device.type == "cuda":  # the worker records it when the session has it
+            self.peak_device_memory_mb = lambda: torch.cuda.max_memory_allocated(self.device) / 2**20
 
     # --- the contract -------------------------------------------------------------------------------
     def param_count(self) -> int:
         return models.count_trainable(self.net)
 
     def train(self, steps: int, hook: Optional[BlockHook] = None) -> None:
-        if self._training is not True:
-            self.forward.train()
-            self._training = True
+        if not self.net.training:
+            self.forward.train()  # the compiled wrapper's train() reaches the wrapped module too
         every = hook.steps if hook is not None else 0
         net, loss_fn, optimizer = self.forward, self.loss_fn, self.optimizer
         x_train, y_train, size = self.x_train, self.y_train, self.batch_size
@@ -78,7 +78,9 @@ class TorchSession:
             loss.backward()
             optimizer.step()
             if every and step % every == 0:
-                hook()
+                hook()  # the harness may evaluate inside the hook (time-to-accuracy): back to train mode
+                if not self.net.training:
+                    net.train()
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         cached = self._staged.get(id(x))
@@ -161,9 +163,8 @@ class TorchSession:
         return torch.randperm(len(self.x_train), generator=self._generator, device=self.device)
 
     def _eval_mode(self) -> None:
-        if self._training is not False:
-            self.forward.eval()  # the compiled wrapper's eval() reaches the wrapped module too
-            self._training = False
+        if self.net.training:
+            self.forward.eval()
 
 
 def _set_threads(threads: int) -> dict[str, str]:
