@@ -242,3 +242,21 @@ def test_cli_status_lists_every_task(tmp_path, capsys):
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert "found" in lines["mnist"] and str(tmp_path / "mnist.npz") in lines["mnist"]
     assert "missing" in lines["imdb"] and "dlbench data fetch imdb" in lines["imdb"]
+
+
+def test_real_command_fetches_through_the_main_cli(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    data = testing.write_mnist_npz(tmp_path / "src" / "mnist.npz", 60, 10).read_bytes()
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "DLBENCH_CACHE": str(tmp_path / "cache")}
+    with testing.serve({"mnist.npz": data}) as server:
+        env["DLBENCH_MIRROR"] = server.url
+        done = subprocess.run([sys.executable, "-m", "dlbench.cli", "data", "fetch", "mnist", "--sha256", sha(data)],
+                              capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cache" / "mnist.npz").read_bytes() == data
+    status = subprocess.run([sys.executable, "-m", "dlbench.cli", "data", "status"], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert status.returncode == 0 and str(tmp_path / "cache" / "mnist.npz") in status.stdout
