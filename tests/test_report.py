@@ -223,6 +223,7 @@ def test_every_results_string_is_escaped_in_html_and_markdown(hostile_report):
     md = (out / "report.md").read_text()
     assert "<script" not in md and "<img" not in md and "<b>" not in md
     assert "$(touch /tmp/pwned);\\`id\\`\\|x" in md
+    assert "\\~" in md and not re.search(r"(?<!\\)~\d", md)  # noisy marks, never GitHub strikethrough
 
 
 def test_csv_cells_do_not_run_as_spreadsheet_formulas(tmp_path):

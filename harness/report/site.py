@@ -321,7 +321,7 @@ def _task_notes(ctx: _Context, task: str) -> list[str]:
 
 # ---------------------------------------------------------------- markdown
 
-_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
+_MD_SPECIAL = re.compile(r"([\\`*~\[\]|])")
 
 
 def md(value: Any) -> str:
