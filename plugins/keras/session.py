@@ -49,25 +49,24 @@ class KerasSession:
         return trainable_params(self.model)
 
     def train(self, steps: int, hook: Optional[BlockHook] = None) -> None:
-        """``steps`` optimiser steps; ``hook()`` after every ``hook.steps`` of them.
+        """``steps`` optimiser steps in ONE ``model.fit`` (or one custom loop); ``hook()`` after every ``hook.steps``.
 
-        fit: one ``model.fit`` for all blocks, with ``steps_per_epoch=hook.steps`` and one "epoch" per
-        block, the hook running in ``on_epoch_end`` -- where Keras itself validates. A new ``fit`` call
-        costs tens of milliseconds (callbacks, iterator, first prefetch), and a batch-level callback would
-        turn off Keras' asynchronous batch-end dispatch and read the loss back after every step (a device
-        sync per step on GPU), which plain ``model.fit`` does not do.
+        A ``fit`` call per block would cost tens of milliseconds each (callbacks, iterator, first prefetch).
+        The hook runs from ``on_train_batch_begin`` of the batch after each block (and ``on_epoch_end`` for
+        the last block): a callback overriding ``on_train_batch_end`` would turn off Keras' asynchronous
+        batch-end dispatch and read the loss back after every step (a device sync per step on a GPU),
+        which plain ``model.fit`` does not do; per-block "epochs" would add Keras' epoch-end work to
+        every block.
         """
         if steps <= 0:
             return
+        every = hook.steps if hook is not None and hook.steps > 0 else 0
         if self.variant.loop == "custom":
-            self._train_custom(steps, hook)
+            self._train_custom(steps, hook, every)
             return
-        every = hook.steps if hook is not None and 0 < hook.steps <= steps else steps
-        blocks, rest = divmod(steps, every)
-        callbacks = [self._hook_callback(hook)] if hook is not None and every == hook.steps else []
-        self._fit(every, blocks, callbacks)
-        if rest:
-            self._fit(rest, 1, [])
+        callbacks = [self._hook_callback(hook, steps)] if every else []
+        data = self._dataset if self.rt.tf is not None else self._batches
+        self.model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks, shuffle=False)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """``model.evaluate`` in inference mode, batches of 1024; the loss is the mean over samples."""
@@ -113,7 +112,8 @@ class KerasSession:
             "framework": "keras",
             "variant": variant.name,
             "backend": variant.backend,
-            "training_loop": ("model.fit, one call per train(), hook in on_epoch_end (steps_per_epoch = block)"
+            "training_loop": ("model.fit, one call per train() (steps_per_epoch=steps, epochs=1); the hook runs "
+                              "from a callback between batches"
                               if variant.loop == "fit" else
                               "custom: GradientTape train step in a tf.function, python loop"),
             "threads": rt.threads,
@@ -146,11 +146,6 @@ class KerasSession:
             return np.asarray(y, dtype=np.float32).reshape(-1, 1)
         return np.asarray(y, dtype=np.int64)
 
-    def _fit(self, steps_per_epoch: int, epochs: int, callbacks: list) -> None:
-        data = self._dataset if self.rt.tf is not None else self._batches
-        self.model.fit(data, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0, callbacks=callbacks,
-                       shuffle=False)
-
     def _custom_step(self) -> Any:
         tf, model, loss_fn, optimizer = self.rt.tf, self.model, self.loss_fn, self.optimizer
 
@@ -165,8 +160,7 @@ class KerasSession:
 
         return train_step
 
-    def _train_custom(self, steps: int, hook: Optional[BlockHook]) -> None:
-        every = hook.steps if hook is not None and hook.steps > 0 else 0
+    def _train_custom(self, steps: int, hook: Optional[BlockHook], every: int) -> None:
         for done in range(1, steps + 1):
             x, y = next(self._iterator)
             self._step(x, y)
@@ -176,14 +170,22 @@ class KerasSession:
 
 def _make_hook_callback(keras: Any) -> Any:
     class BlockHookCallback(keras.callbacks.Callback):
-        """Calls the harness's hook at the end of every 'epoch' (= one block of hook.steps batches)."""
+        """Calls the harness's hook after every ``hook.steps`` batches of a one-epoch ``fit``.
 
-        def __init__(self, hook: BlockHook) -> None:
+        ``on_train_batch_begin(batch)`` runs when ``batch`` steps are done, before the next is dispatched;
+        the block that ends the epoch is reported from ``on_epoch_end``. Calls: ``steps // hook.steps``.
+        """
+
+        def __init__(self, hook: BlockHook, steps: int) -> None:
             super().__init__()
-            self.hook = hook
+            self.hook, self.steps = hook, steps
+
+        def on_train_batch_begin(self, batch: int, logs: Optional[dict] = None) -> None:
+            if batch and batch % self.hook.steps == 0:
+                self.hook()
 
         def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-            self.hook()
+            if self.steps % self.hook.steps == 0:
+                self.hook()
 
     return BlockHookCallback
-
