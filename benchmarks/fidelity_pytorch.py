@@ -1,0 +1,117 @@
+"""Fidelity of the pytorch plugin: does dlbench measure what a plain PyTorch script achieves?
+
+    python benchmarks/fidelity_pytorch.py [--pairs 4] [--models cnn,mlp,lstm] [--scale 1.0]
+
+For each model, runs A = ``dlbench run -f pytorch ...`` and B = ``benchmarks/plain_pytorch.py`` as
+subprocesses in the order A B B A A B B A ... (``--pairs`` pairs, so drifting machine load hits both
+alike), takes the median training and inference samples/s of each, and prints the dlbench / plain
+ratios. A faithful harness is within a few percent of the plain loop (ratio >= 0.95); exits 1 otherwise.
+Both sides get the same thread budget (torch threads and OMP/MKL variables) and identical data arrays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PLAIN = HERE / "plain_pytorch.py"
+BATCH = 128
+THRESHOLD = 0.95
+
+# model -> (task, training steps): about 5-10 s of training each on 2 idle cores
+CASES = {"cnn": ("fashion_mnist", 400), "mlp": ("fashion_mnist", 3000), "lstm": ("synthetic_text", 60)}
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_dlbench(model: str, task: str, steps: int, threads: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="dlbench-fidelity-") as out:
+        command = [sys.executable, "-m", "dlbench.cli", "run", "-f", "pytorch", "-m", model, "-t", task,
+                   "--steps", str(steps), "--batch-size", str(BATCH), "--infer-batch-size", str(BATCH),
+                   "--threads", str(threads), "--out", out]
+        process = subprocess.run(command, capture_output=True, text=True, env=thread_env(threads))
+        results = Path(out) / "results.jsonl"
+        records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] \
+            if results.exists() else []
+        ok = [r for r in records if r.get("status") == "ok"]
+        if process.returncode != 0 or not ok:
+            errors = "; ".join(str(r.get("error", "")) for r in records) or process.stderr[-2000:]
+            raise SystemExit(f"dlbench run failed for {model}: {errors}")
+        metrics = ok[0]["metrics"]
+        return {"train": metrics["train_samples_per_s"], "infer": metrics["infer_samples_per_s"]}
+
+
+def run_plain(model: str, steps: int, threads: int) -> dict[str, float]:
+    command = [sys.executable, str(PLAIN), model, "--steps", str(steps), "--threads", str(threads),
+               "--batch-size", str(BATCH), "--infer-batch-size", str(BATCH)]
+    process = subprocess.run(command, capture_output=True, text=True, env=thread_env(threads))
+    if process.returncode != 0:
+        raise SystemExit(f"plain_pytorch.py failed for {model}: {process.stderr[-2000:]}")
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    return {"train": result["train_samples_per_s"], "infer": result["infer_samples_per_s"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=4, help="A/B pairs per model, alternating A B B A")
+    parser.add_argument("--models", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every model's training steps")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", metavar="PATH", help="also write every measurement here")
+    args = parser.parse_args()
+
+    rows, raw = [], {}
+    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+        task, steps = CASES[model]
+        steps = max(10, int(steps * args.scale))
+        runs: dict[str, list[dict[str, float]]] = {"dlbench": [], "plain": []}
+        for pair in range(args.pairs):
+            order = ("dlbench", "plain") if pair % 2 == 0 else ("plain", "dlbench")
+            for side in order:
+                result = run_dlbench(model, task, steps, args.threads) if side == "dlbench" \
+                    else run_plain(model, steps, args.threads)
+                runs[side].append(result)
+                print(f"  {model:5s} pair {pair + 1} {side:7s} train {result['train']:10.1f}  "
+                      f"infer {result['infer']:10.1f} samples/s", file=sys.stderr, flush=True)
+        raw[model] = {"task": task, "steps": steps, **runs}
+        row = [model, task, steps]
+        for metric in ("train", "infer"):
+            ours = statistics.median(r[metric] for r in runs["dlbench"])
+            plain = statistics.median(r[metric] for r in runs["plain"])
+            row += [ours, plain, ours / plain]
+        rows.append(row)
+
+    headers = ["model", "task", "steps", "dlbench train/s", "plain train/s", "train ratio",
+               "dlbench infer/s", "plain infer/s", "infer ratio"]
+    try:
+        from tabulate import tabulate
+
+        print(tabulate(rows, headers=headers, floatfmt=".3g", tablefmt="github"))
+    except ImportError:
+        print("\t".join(headers))
+        for row in rows:
+            print("\t".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row))
+    print(f"(medians of {args.pairs} runs each, threads {args.threads}, batch {BATCH}, inference batch {BATCH})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=1))
+    low = [row[0] for row in rows if min(row[5], row[8]) < THRESHOLD]
+    if low:
+        print(f"below {THRESHOLD}: {', '.join(low)}", file=sys.stderr)
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
