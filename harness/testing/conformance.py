@@ -1,0 +1,462 @@
+"""The conformance kit: the tests every framework plugin must pass, ready to subclass.
+
+In the plugin's own test folder::
+
+    from dlbench.testing import FrameworkConformance
+
+    class TestMyFramework(FrameworkConformance):
+        framework = "myfw"                  # the name the plugin registers
+        distribution = "dlbench-myfw"       # optional: the distribution whose entry point registers it
+
+and run ``pytest``. The tests use the real framework on small real data (scikit-learn's digits, the
+generated ``synthetic_text``), on one thread, and end with one case through the real ``dlbench run``.
+Everything is observable through the public contract only: the kit knows nothing about the framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import importlib
+import importlib.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional, Sequence
+
+import numpy as np
+import pytest
+
+from dlbench.contract import Setup, TaskData
+from dlbench.plugins import ENTRY_POINT_GROUP, EXTRA_ENV, load_registry
+from dlbench.testing.probes import CountingHook, batch_dimension, clock_guard, to_numpy
+from dlbench.zoo import MODELS, Dropout, ModelSpec, SpatialDropout1D
+
+DEFAULT_MODELS = ("softmax", "mlp", "cnn", "lstm")  # one of each family the harness times; unsupported ones skip
+FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "jax", "jaxlib", "flax", "optax", "mxnet", "paddle",
+                     "mindspore", "cupy", "tinygrad", "mlx", "oneflow")
+TRAIN_SAMPLES = {"image": 1294, "text": 2048}  # all of digits' training split; a slice of synthetic_text
+PROBE = 256  # samples of the fixed batch that evaluate() sees before and after training
+HOOK_PROBE = 64  # samples evaluated inside the hook, as the harness validates for time-to-accuracy
+LOSS_DROP = 0.02  # the fixed-batch loss must fall by this fraction: 30 steps of 32 take an LSTM about 3% down
+RAISED_DROPOUT = 0.9  # the kit rebuilds dropout models with this rate to see whether dropout is on
+
+
+def _same(a: float, b: float, rel: float = 1e-5) -> bool:
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-7)
+
+
+class Kit:
+    """What the tests of one conformance class share: the registry, small data, and cached training runs."""
+
+    def __init__(self, suite: type["FrameworkConformance"]) -> None:
+        if not suite.framework:
+            raise pytest.UsageError(f"{suite.__name__}: set the class attribute framework = 'NAME'")
+        self.suite = suite
+        self.name = suite.framework
+        self.registry = load_registry()
+        self.info = self.registry.owner.get(self.name)
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._data: dict[str, TaskData] = {}
+
+    # -- the framework and its sessions -----------------------------------------------------------------
+    @property
+    def framework(self) -> Any:
+        broken = "; ".join(f"plugin {p.name}: {p.error}" for p in self.registry.plugins if p.error)
+        if self.name not in self.registry.frameworks:
+            pytest.fail(f"no framework named {self.name!r} is registered (found: "
+                        f"{', '.join(self.registry.frameworks) or 'none'}){'; ' + broken if broken else ''}")
+        return self.registry.frameworks[self.name]
+
+    @property
+    def variant(self) -> str:
+        return self.suite.variant or list(self.framework.variants())[0]
+
+    @property
+    def packages(self) -> set[str]:
+        """The plugin's own top-level packages (where its framework and session classes live)."""
+        return {type(self.framework).__module__.split(".")[0]}
+
+    def spec(self, model: str) -> ModelSpec:
+        spec = MODELS[model]
+        if not self.framework.supports(spec):
+            if self.suite.models is not None:
+                pytest.fail(f"{self.name} does not support {model}, which {self.suite.__name__}.models lists")
+            pytest.skip(f"{self.name} does not support {model} (supports() is False)")
+        return spec
+
+    def data(self, modality: str) -> TaskData:
+        if modality not in self._data:
+            from dlbench.data import load_task
+
+            full = load_task("digits" if modality == "image" else "synthetic_text")
+            n = TRAIN_SAMPLES[modality]
+            self._data[modality] = dataclasses.replace(
+                full, x_train=full.x_train[:n], y_train=full.y_train[:n], x_val=full.x_val[:PROBE],
+                y_val=full.y_val[:PROBE], x_test=full.x_test[:PROBE], y_test=full.y_test[:PROBE])
+        return self._data[modality]
+
+    def prepare(self, spec: ModelSpec, seed: Optional[int] = None) -> Any:
+        suite = self.suite
+        setup = Setup(spec=spec, data=self.data(spec.modality), device=suite.device, variant=self.variant,
+                      seed=suite.seed if seed is None else seed, threads=suite.threads, batch_size=suite.batch_size)
+        return self.framework.prepare(setup)
+
+    def probe(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+        data = self.data(spec.modality)
+        return data.x_train[:PROBE], data.y_train[:PROBE]
+
+    def cached(self, kind: str, model: str, make: Callable[[], Any]) -> Any:
+        """Run ``make`` once per (kind, model); a failure is kept and raised again for every test that needs it."""
+        key = (kind, model)
+        if key not in self._cache:
+            try:
+                self._cache[key] = make()
+            except BaseException as exc:  # noqa: BLE001 - pytest's skip/fail outcomes are kept too
+                self._cache[key] = exc
+        value = self._cache[key]
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    # -- the runs the per-model tests read ----------------------------------------------------------------
+    def observed(self, model: str) -> dict[str, Any]:
+        """One session through the whole contract, recording what the tests check."""
+        spec = self.spec(model)
+
+        def run() -> dict[str, Any]:
+            session = self.prepare(spec)
+            x, y = self.probe(spec)
+            seen: dict[str, Any] = {"params": session.param_count(), "initial": session.evaluate(x, y),
+                                    "initial_again": session.evaluate(x, y)}
+            seen["batch_dims"] = {}
+            for n in (1, 5):
+                out = session.predict(session.stage(x[:n]))
+                session.sync()
+                seen["batch_dims"][n] = batch_dimension(out)
+            staged = session.stage(x[:5])
+            first = to_numpy(session.predict(staged))
+            session.sync()
+            seen["predictions"] = (first, to_numpy(session.predict(staged)))
+            data = self.data(spec.modality)
+            hook = CountingHook(self.suite.hook_steps,
+                                during=lambda: session.evaluate(data.x_val[:HOOK_PROBE], data.y_val[:HOOK_PROBE]))
+            with clock_guard(self.packages) as reads:
+                session.train(self.suite.train_steps, hook)
+                session.sync()
+                session.predict(staged)
+                session.sync()
+            seen.update(hook_calls=hook.calls, clock_reads=list(reads), final=session.evaluate(x, y),
+                        final_again=session.evaluate(x, y), in_hook=hook.seen)
+            return seen
+
+        return self.cached("observed", model, run)
+
+    def trained(self, model: str, spec: Optional[ModelSpec] = None, kind: str = "reference") -> dict[str, Any]:
+        """A fresh session with the same seed, trained the same steps without a hook: (initial, final, prediction)."""
+        spec = spec or self.spec(model)
+
+        def run() -> dict[str, Any]:
+            session = self.prepare(spec)
+            x, y = self.probe(spec)
+            initial = session.evaluate(x, y)
+            prediction = to_numpy(session.predict(session.stage(x[:5])))
+            session.sync()
+            session.train(self.suite.train_steps)
+            session.sync()
+            return {"initial": initial, "prediction": prediction, "final": session.evaluate(x, y)}
+
+        return self.cached(kind, model, run)
+
+
+def _raised_dropout(spec: ModelSpec) -> ModelSpec:
+    layers = tuple(dataclasses.replace(layer, rate=RAISED_DROPOUT) if isinstance(layer, (Dropout, SpatialDropout1D))
+                   else layer for layer in spec.layers)
+    return dataclasses.replace(spec, layers=layers)
+
+
+def _gpu_present() -> bool:
+    if glob.glob("/dev/nvidia[0-9]*"):
+        return True
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        return subprocess.run([smi, "-L"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _entry_point_module(kit: Kit) -> str:
+    info = kit.info
+    if info.dist == f"${EXTRA_ENV}":
+        return info.name
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry_point.name == info.name:
+            return entry_point.value.split(":")[0]
+    return type(kit.framework).__module__
+
+
+def _pythonpath_for(module: str) -> list[str]:
+    """Folders that make ``module`` importable in a child process (for plugins loaded by DLBENCH_PLUGINS)."""
+    spec = importlib.util.find_spec(module.split(".")[0])
+    if spec is None or not spec.origin:
+        return []
+    origin = Path(spec.origin)
+    return [str(origin.parent.parent if spec.submodule_search_locations else origin.parent)]
+
+
+class FrameworkConformance:
+    """The conformance tests; subclass as ``Test...`` and set ``framework`` (the other attributes are optional)."""
+
+    framework: ClassVar[str] = ""
+    distribution: ClassVar[Optional[str]] = None  # e.g. "dlbench-myfw": the distribution that must register it
+    plugin_module: ClassVar[Optional[str]] = None  # load this module through DLBENCH_PLUGINS (not installed yet)
+    models: ClassVar[Optional[Sequence[str]]] = None  # default DEFAULT_MODELS, skipping what supports() refuses
+    variant: ClassVar[Optional[str]] = None  # default: the framework's first (default) variant
+    device: ClassVar[str] = "cpu"
+    threads: ClassVar[int] = 1
+    seed: ClassVar[int] = 0
+    batch_size: ClassVar[int] = 32
+    train_steps: ClassVar[int] = 30
+    hook_steps: ClassVar[int] = 7  # 30 steps -> 4 hook calls, then 2 steps without one
+    worker_timeout: ClassVar[float] = 300.0
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "model" in metafunc.fixturenames:
+            metafunc.parametrize("model", list(self.models or DEFAULT_MODELS))
+        if "zoo_model" in metafunc.fixturenames:
+            metafunc.parametrize("zoo_model", list(MODELS))
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def kit(cls) -> Any:
+        with pytest.MonkeyPatch.context() as patch:
+            if cls.plugin_module:
+                patch.setenv(EXTRA_ENV, ",".join(filter(None, [os.environ.get(EXTRA_ENV), cls.plugin_module])))
+            yield Kit(cls)
+
+    # -- discovery and the cheap questions --------------------------------------------------------------
+    def test_found_through_the_entry_point(self, kit: Kit) -> None:
+        kit.framework  # fails with what was found instead
+        info = kit.info
+        assert not info.error, f"plugin {info.name} loaded with an error: {info.error}"
+        assert info.dist, (f"framework {kit.name} came from plugin {info.name}, which is neither an installed "
+                           f"distribution's [project.entry-points.dlbench] entry nor in ${EXTRA_ENV}")
+        if self.distribution and info.dist != f"${EXTRA_ENV}":
+            def canonical(name: str) -> str:
+                return name.lower().replace("_", "-").replace(".", "-")
+            assert canonical(info.dist) == canonical(self.distribution), (
+                f"{kit.name} is registered by distribution {info.dist}, not {self.distribution}")
+            assert info.dist_version, f"distribution {info.dist} has no version"
+
+    def test_listed_by_dlbench_list(self, kit: Kit) -> None:
+        from dlbench.listing import frameworks_table
+
+        kit.framework
+        rows = [line for line in frameworks_table().splitlines() if line.split()[:1] == [kit.name]]
+        assert rows, f"dlbench list frameworks shows no row for {kit.name}:\n{frameworks_table()}"
+        assert kit.info.dist in rows[0] and rows[0].rstrip().endswith("ok"), rows[0]
+
+    def test_version_is_a_string(self, kit: Kit) -> None:
+        version = kit.framework.version()
+        assert isinstance(version, str) and version.strip(), f"version() returned {version!r}"
+
+    def test_variants_are_named(self, kit: Kit) -> None:
+        variants = list(kit.framework.variants())
+        assert variants, "variants() is empty: list at least the default way to run"
+        assert all(isinstance(v, str) and v.strip() for v in variants), variants
+        assert len(set(variants)) == len(variants), f"variants() repeats a name: {variants}"
+        if self.variant:
+            assert self.variant in variants, f"{self.variant!r} is not one of variants() {variants}"
+
+    def test_devices_are_really_here(self, kit: Kit) -> None:
+        devices = list(kit.framework.devices())
+        assert devices and set(devices) <= {"cpu", "gpu"}, f"devices() must be a subset of cpu, gpu: {devices}"
+        if "gpu" in devices:
+            assert _gpu_present(), "devices() lists gpu, but there is no /dev/nvidia0 and nvidia-smi fails"
+
+    def test_cheap_questions_import_no_framework(self, kit: Kit) -> None:
+        """``dlbench list`` and the planner ask version/variants/devices/supports; the framework loads in prepare."""
+        module = _entry_point_module(kit)
+        heavy = sorted(set(FRAMEWORK_MODULES) - {module.split(".")[0]})
+        check_devices = not glob.glob("/dev/nvidia*")  # on a GPU machine devices() may need the framework
+        code = textwrap.dedent(f"""
+            import importlib, json, sys
+            from dlbench.zoo import MODELS
+            found = []
+            importlib.import_module({module!r}).dlbench_register_frameworks(register=found.append)
+            framework = next(f for f in found if f.name == {kit.name!r})
+            framework.version(); framework.variants(); [framework.supports(s) for s in MODELS.values()]
+            if {check_devices!r}:
+                framework.devices()
+            print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})))
+        """)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*_pythonpath_for(module), env.get("PYTHONPATH")]))
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        imported = json.loads(done.stdout.strip().splitlines()[-1])
+        assert not imported, (f"importing plugin {module} and asking version/variants/devices/supports imported "
+                              f"{', '.join(imported)}: import the framework inside prepare()")
+
+    def test_supports_answers_for_every_zoo_model(self, kit: Kit) -> None:
+        answers = {name: kit.framework.supports(spec) for name, spec in MODELS.items()}
+        assert all(isinstance(a, bool) for a in answers.values()), answers
+        assert any(answers.values()), "supports() is False for every zoo model"
+
+    # -- the model ---------------------------------------------------------------------------------------
+    def test_param_count_equals_the_spec(self, kit: Kit, zoo_model: str) -> None:
+        spec = kit.spec(zoo_model)
+        expected = spec.param_count(kit.data(spec.modality).input_shape)
+        got = kit.observed(zoo_model)["params"] if zoo_model in (self.models or DEFAULT_MODELS) \
+            else kit.prepare(spec).param_count()
+        assert got == expected, f"{zoo_model}: {got:,} trainable parameters, the spec has {expected:,}"
+
+    def test_first_loss_is_near_chance(self, kit: Kit, model: str) -> None:
+        spec = kit.spec(model)
+        loss, accuracy = kit.observed(model)["initial"]
+        chance = spec.expected_initial_loss(kit.data(spec.modality).num_classes)
+        assert math.isfinite(loss) and abs(loss - chance) <= 0.5 * chance, (
+            f"{model}: untrained loss {loss:.4g}, expected near ln(classes) = {chance:.4g}: check the initialisation "
+            "(glorot-uniform kernels, zero biases) and that the last layer outputs logits")
+        assert 0.0 <= accuracy <= 1.0, f"evaluate() accuracy {accuracy} is not a fraction"
+
+    def test_seed_fixes_the_initial_model(self, kit: Kit, model: str) -> None:
+        first, again = kit.observed(model)["initial"][0], kit.trained(model)["initial"][0]
+        assert _same(first, again), f"{model}: two sessions with seed {self.seed} start at losses {first} and {again}"
+
+    def test_evaluate_and_predict_are_deterministic(self, kit: Kit, model: str) -> None:
+        seen = kit.observed(model)
+        assert seen["initial"] == seen["initial_again"], f"{model}: evaluate() twice gave {seen['initial']} " \
+                                                         f"and {seen['initial_again']}"
+        assert seen["final"] == seen["final_again"], f"{model}: evaluate() twice after training differs"
+        first, second = seen["predictions"]
+        np.testing.assert_array_equal(first, second, err_msg=f"{model}: predict() twice on one batch differs")
+
+    def test_predict_keeps_the_batch_dimension(self, kit: Kit, model: str) -> None:
+        dims = kit.observed(model)["batch_dims"]
+        assert dims == {1: 1, 5: 5}, f"{model}: predict() on batches of 1 and 5 returned leading dimensions {dims}"
+
+    # -- training ----------------------------------------------------------------------------------------
+    def test_loss_goes_down(self, kit: Kit, model: str) -> None:
+        seen = kit.observed(model)
+        before, after = seen["initial"][0], seen["final"][0]
+        assert after < (1 - LOSS_DROP) * before, (
+            f"{model}: loss {before:.4f} -> {after:.4f} on a fixed training batch after {self.train_steps} steps of "
+            f"batch {self.batch_size} (expected to fall by {LOSS_DROP:.0%} at least)")
+
+    def test_hook_is_called_every_block(self, kit: Kit, model: str) -> None:
+        calls = kit.observed(model)["hook_calls"]
+        expected = self.train_steps // self.hook_steps
+        assert calls == expected, (f"{model}: train({self.train_steps}, hook) with hook.steps = {self.hook_steps} "
+                                   f"called the hook {calls} times, expected {expected} (after every "
+                                   f"{self.hook_steps} steps, none for the last {self.train_steps % self.hook_steps})")
+
+    def test_evaluating_in_the_hook_leaves_training_alone(self, kit: Kit, model: str) -> None:
+        """The harness evaluates inside the hook (time-to-accuracy); training must go on exactly as without."""
+        with_hook, without = kit.observed(model)["final"][0], kit.trained(model)["final"][0]
+        if _same(with_hook, without):
+            return
+        again = kit.trained(model, kind="reference-again")["final"][0]
+        if not _same(again, without):
+            pytest.skip(f"{model}: training is not reproducible for a fixed seed here ({without} vs {again}), "
+                        "so the effect of the hook cannot be isolated")
+        pytest.fail(f"{model}: after evaluating inside the hook the loss ends at {with_hook}, without at {without}: "
+                    "evaluate() must not change the training (back to train mode, same data stream, same RNG)")
+
+    def test_dropout_only_in_training(self, kit: Kit, model: str) -> None:
+        spec = kit.spec(model)
+        if not any(isinstance(layer, (Dropout, SpatialDropout1D)) for layer in spec.layers):
+            pytest.skip(f"{model} has no dropout")
+        normal = kit.trained(model)
+        raised = kit.trained(model, _raised_dropout(spec), kind="raised-dropout")
+        assert _same(raised["initial"][0], normal["initial"][0]), (
+            f"{model}: with dropout raised to {RAISED_DROPOUT} evaluate() gives {raised['initial'][0]} instead of "
+            f"{normal['initial'][0]}: dropout must be off in evaluate() (or the seed does not fix the weights)")
+        np.testing.assert_allclose(raised["prediction"], normal["prediction"], rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{model}: predict() must run without dropout")
+        assert not _same(raised["final"][0], normal["final"][0], rel=1e-4), (
+            f"{model}: training with dropout {RAISED_DROPOUT} ends exactly where the spec's rates do: "
+            "dropout is not applied in train()")
+
+    def test_never_reads_the_clock(self, kit: Kit, model: str) -> None:
+        reads = kit.observed(model)["clock_reads"]
+        assert not reads, ("the harness times; the plugin must not read a clock in train/predict/sync:\n"
+                           + "\n".join(sorted(set(reads))))
+
+    def test_sync_waits_for_training(self, kit: Kit) -> None:
+        """After sync() returns, no training work is left: an evaluate of one sample right after it is quick."""
+        names = list(self.models or DEFAULT_MODELS)
+        supported = [m for m in names if kit.framework.supports(MODELS[m])]
+        if not supported:
+            pytest.skip("no supported model in the selection")
+        model = "cnn" if "cnn" in supported else supported[0]  # heavy steps make leftover work visible
+        spec = MODELS[model]
+        session = kit.prepare(spec)
+        x, y = kit.probe(spec)
+        session.train(2)
+        session.sync()
+        session.evaluate(x[:1], y[:1])  # compile/trace evaluation of this shape off the measurement
+        steps = 4
+        while True:
+            start = time.perf_counter()
+            session.train(steps)
+            session.sync()
+            synced = time.perf_counter()
+            session.evaluate(x[:1], y[:1])
+            end = time.perf_counter()
+            if end - start >= 0.4 or steps >= 4096:
+                break
+            steps *= 2
+        idle = min(_timed(lambda: session.evaluate(x[:1], y[:1])) for _ in range(3))
+        after, total = end - synced, end - start
+        assert after <= max(0.5 * total, 10 * idle + 0.05), (
+            f"{model}: evaluate(1 sample) took {after:.3f} s right after train({steps}) + sync() "
+            f"({total:.3f} s in all) but {idle:.3f} s when idle: sync() returned before the training work was done")
+
+    def test_describe_says_how_threads_were_set(self, kit: Kit) -> None:
+        names = [m for m in (self.models or DEFAULT_MODELS) if kit.framework.supports(MODELS[m])]
+        if not names:
+            pytest.skip("no supported model in the selection")
+        info = kit.prepare(MODELS[names[0]]).describe()
+        assert hasattr(info, "items"), f"describe() returned {type(info).__name__}, not a mapping"
+        threads = {k: v for k, v in info.items() if "thread" in str(k).lower() and str(v).strip()}
+        assert threads, f"describe() has no 'threads' entry saying how the budget of {self.threads} was applied: {info}"
+        json.dumps(dict(info), default=str)
+
+    # -- end to end ------------------------------------------------------------------------------------------
+    def test_runs_in_the_real_worker(self, kit: Kit, tmp_path: Path) -> None:
+        """``dlbench run --profile smoke -f NAME -m MODEL -t digits``: a fresh worker process, parity checks, timing."""
+        names = [m for m in (self.models or DEFAULT_MODELS) if MODELS[m].modality == "image"]
+        model = next((m for m in names if kit.framework.supports(MODELS[m])), None)
+        if model is None:
+            pytest.skip("no supported image model in the selection")
+        out = tmp_path / "run"
+        command = [sys.executable, "-m", "dlbench.cli", "run", "--profile", "smoke", "-f", kit.name, "-m", model,
+                   "-t", "digits", "--threads", str(self.threads), "--variant", kit.variant, "--out", str(out)]
+        env = dict(os.environ)
+        if kit.info.dist == f"${EXTRA_ENV}":
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [*_pythonpath_for(kit.info.name),
+                                                              env.get("PYTHONPATH")]))
+        done = subprocess.run(command, capture_output=True, text=True, timeout=self.worker_timeout, env=env)
+        results = out / "results.jsonl"
+        records = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+        assert records, f"no record; exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        record = records[0]
+        assert record["status"] == "ok", (f"{' '.join(command[2:])}: {record['status']}: {record.get('error')}\n"
+                                          f"{record.get('stderr_tail', '')}")
+        assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _timed(call: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start

@@ -1,0 +1,95 @@
+"""Small instruments the conformance kit uses on a plugin: a clock guard, a counting hook, shape reading."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+import numpy as np
+
+CLOCKS = ("perf_counter", "perf_counter_ns", "time", "time_ns", "monotonic", "monotonic_ns", "process_time",
+          "process_time_ns")
+
+
+@contextmanager
+def clock_guard(packages: Iterable[str]) -> Iterator[list[str]]:
+    """Record every clock read made by code of ``packages`` while the block runs.
+
+    Framework internals (TensorFlow, JAX, torch.compile) may read clocks for their own logging; only
+    reads from the plugin's own modules break the rule that the harness alone times. Covers
+    ``time.perf_counter()`` and friends called through the ``time`` module as well as names imported
+    from it (``from time import perf_counter``) into the plugin's modules.
+    """
+    prefixes = tuple(packages)
+    reads: list[str] = []
+
+    def owned(module: str) -> bool:
+        return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+    def guarded(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def read_clock(*args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1)
+            module = caller.f_globals.get("__name__", "")
+            if owned(module):
+                reads.append(f"{module}:{caller.f_lineno} called time.{name}()")
+            return real(*args, **kwargs)
+        return read_clock
+
+    originals = {name: getattr(time, name) for name in CLOCKS}
+    replacement = {id(real): guarded(name, real) for name, real in originals.items()}
+    patched: list[tuple[Any, str, Any]] = []
+    try:
+        for name, real in originals.items():
+            setattr(time, name, replacement[id(real)])
+            patched.append((time, name, real))
+        for module_name, module in list(sys.modules.items()):
+            if module is None or not owned(module_name):
+                continue
+            for attr, value in list(vars(module).items()):
+                if callable(value) and any(value is real for real in originals.values()):
+                    setattr(module, attr, replacement[id(value)])
+                    patched.append((module, attr, value))
+        yield reads
+    finally:
+        for namespace, attr, value in reversed(patched):
+            setattr(namespace, attr, value)
+
+
+@dataclass
+class CountingHook:
+    """A ``BlockHook`` that counts its calls and, like the harness' time-to-accuracy, may evaluate inside."""
+
+    steps: int
+    during: Optional[Callable[[], Any]] = None
+    calls: int = 0
+    seen: list[Any] = field(default_factory=list)
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.during is not None:
+            self.seen.append(self.during())
+
+
+def batch_dimension(output: Any) -> int:
+    """The leading dimension of whatever ``predict`` returned (a framework tensor, an array, a tuple of them)."""
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    shape = getattr(output, "shape", None)
+    if shape is None:
+        shape = to_numpy(output).shape
+    return int(shape[0])
+
+
+def to_numpy(output: Any) -> np.ndarray:
+    """A host copy of a prediction (after ``sync``): numpy, torch (any device), TF, JAX and the like."""
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    for method in ("detach", "cpu"):
+        if callable(getattr(output, method, None)):
+            output = getattr(output, method)()
+    if callable(getattr(output, "numpy", None)):
+        output = output.numpy()
+    return np.asarray(output)
