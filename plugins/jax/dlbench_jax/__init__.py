@@ -1,0 +1,73 @@
+"""dlbench-jax: JAX with Flax (Linen) models and optax, written against dlbench's public contract only.
+
+Cheap to import: jax is imported in ``prepare``, after the thread budget is put into the environment.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from importlib import metadata
+from typing import Any, Sequence
+
+from dlbench.contract import FrameworkUnavailable, Setup
+from dlbench.hookspecs import hookimpl
+
+LAYERS = {"flatten", "dense", "dropout", "conv2d", "maxpool2d", "batchnorm", "activation", "embedding",
+          "spatial_dropout1d", "conv1d", "maxpool1d", "lstm"}
+CUDA_PLUGINS = ("jax-cuda12-plugin", "jax-cuda13-plugin")
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.version(distribution)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+class JaxFramework:
+    name = "jax"
+
+    def version(self) -> str:
+        if not all(_installed(d) for d in ("jax", "jaxlib", "flax", "optax")):
+            raise FrameworkUnavailable("pip install dlbench-jax (jax, flax, optax)")
+        return metadata.version("jax")
+
+    def variants(self) -> Sequence[str]:
+        return ["jit"]
+
+    def devices(self) -> Sequence[str]:
+        gpu = glob.glob("/dev/nvidia[0-9]*") and any(_installed(d) for d in CUDA_PLUGINS)
+        return ["cpu", "gpu"] if gpu else ["cpu"]
+
+    def supports(self, spec: Any) -> bool:
+        return all(layer.kind in LAYERS for layer in spec.layers)
+
+    def prepare(self, setup: Setup) -> Any:
+        if setup.variant not in self.variants():
+            raise ValueError(f"unknown jax variant {setup.variant!r}; choose from {', '.join(self.variants())}")
+        threads = _budget_threads(setup.threads, setup.device)
+        from dlbench_jax.session import JaxSession  # imports jax
+
+        return JaxSession(setup, threads)
+
+
+def _budget_threads(threads: int, device: str) -> str:
+    """Size XLA's CPU thread pool before jax starts: it reads NPROC (and XLA_FLAGS) when its client is made."""
+    if "jax" in sys.modules:
+        return (f"not applied: jax was already imported in this process (NPROC={os.environ.get('NPROC', 'unset')},"
+                f" XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})")
+    os.environ["NPROC"] = str(threads)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if threads == 1 and "multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+    os.environ["JAX_PLATFORMS"] = "cuda" if device == "gpu" else "cpu"
+    return (f"NPROC={threads} (XLA's CPU client thread-pool size){' and XLA_FLAGS=--xla_cpu_multi_thread_eigen=false' if threads == 1 else ''}"
+            f", set before importing jax")
+
+
+@hookimpl
+def dlbench_register_frameworks(register: Any) -> None:
+    register(JaxFramework())

@@ -1,0 +1,223 @@
+"""A zoo spec as a Flax Linen module, trained by one jit-compiled step (forward, loss, grad, optax Adam).
+
+The first ``train`` call traces and compiles the step (the harness reports it as compile time). JAX
+dispatches asynchronously: ``train`` and ``predict`` return with work queued, ``sync`` blocks on it.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from importlib import metadata
+from typing import Any, Mapping, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dlbench.contract import BlockHook, Setup
+
+jax.config.update("jax_default_matmul_precision", "highest")  # true float32 on GPUs too (no TF32)
+GLOROT = nn.initializers.xavier_uniform()
+EVAL_BATCH = 1024
+ACTIVATIONS = {"linear": lambda x: x, "relu": nn.relu, "tanh": jnp.tanh, "sigmoid": nn.sigmoid}
+
+
+def embedding_init(key: Any, shape: tuple, dtype: Any = jnp.float32) -> Any:
+    return jax.random.uniform(key, shape, dtype, -0.05, 0.05)
+
+
+class LSTM(nn.Module):
+    """Keras' LSTM: one (input, 4u) kernel (glorot), one (u, 4u) recurrent kernel (orthogonal), ONE bias per
+    gate (forget gate 1), gates i, f, c, o; returns the last hidden state. Flax's LSTMCell has the same
+    count but initialises per-gate blocks, so glorot/orthogonal limits would differ from the zoo's."""
+
+    units: int
+
+    @nn.compact
+    def __call__(self, x: Any) -> Any:
+        u = self.units
+        kernel = self.param("kernel", GLOROT, (x.shape[-1], 4 * u))
+        recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 4 * u))
+        bias = self.param("bias", lambda key, shape: jnp.zeros(shape).at[u:2 * u].set(1.0), (4 * u,))
+
+        def step(carry: Any, z: Any) -> Any:
+            h, c = carry
+            i, f, g, o = jnp.split(z + h @ recurrent, 4, axis=-1)
+            c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
+            h = nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), None
+
+        zeros = jnp.zeros((x.shape[0], u), x.dtype)
+        (h, _), _ = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(x @ kernel + bias, 0, 1))
+        return h
+
+
+class Net(nn.Module):
+    layers: tuple  # the spec's layers, channels-last like the harness' arrays
+
+    @nn.compact
+    def __call__(self, x: Any, train: bool) -> Any:
+        for layer in self.layers:
+            kind, act = layer.kind, ACTIVATIONS[getattr(layer, "activation", "linear")]
+            if kind == "flatten":
+                x = x.reshape(x.shape[0], -1)
+            elif kind == "dense":
+                x = act(nn.Dense(layer.units, kernel_init=GLOROT)(x))
+            elif kind in ("conv2d", "conv1d"):
+                size = (layer.kernel,) * (2 if kind == "conv2d" else 1)
+                x = act(nn.Conv(layer.filters, size, padding="VALID", use_bias=getattr(layer, "use_bias", True),
+                                kernel_init=GLOROT)(x))
+            elif kind in ("maxpool2d", "maxpool1d"):
+                window = (layer.pool,) * (2 if kind == "maxpool2d" else 1)
+                x = nn.max_pool(x, window, strides=window)
+            elif kind == "dropout":
+                x = nn.Dropout(layer.rate, deterministic=not train)(x)
+            elif kind == "spatial_dropout1d":  # whole channels per sample: the mask broadcasts over time
+                x = nn.Dropout(layer.rate, broadcast_dims=(1,), deterministic=not train)(x)
+            elif kind == "batchnorm":  # flax: running = momentum * running + (1 - momentum) * batch, like Keras
+                x = nn.BatchNorm(use_running_average=not train, momentum=layer.momentum, epsilon=layer.epsilon)(x)
+            elif kind == "activation":
+                x = act(x)
+            elif kind == "embedding":
+                x = nn.Embed(layer.vocab, layer.dim, embedding_init=embedding_init)(x)
+            elif kind == "lstm":
+                x = LSTM(layer.units)(x)
+            else:
+                raise ValueError(f"layer {kind!r} is not supported by dlbench-jax")
+        return x
+
+
+TX = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-7)
+
+
+# Pure functions, jitted once per process for each (net, batch size): Linen modules hash by value, so two
+# sessions of one model share their compilations (the harness runs one session per process anyway).
+def _apply(net: Net, params: Any, stats: Any, x: Any, train: bool, key: Any = None) -> Any:
+    variables = {"params": params, **({"batch_stats": stats} if stats else {})}
+    if not train:
+        return net.apply(variables, x, False)
+    return net.apply(variables, x, True, rngs={"dropout": key}, mutable=["batch_stats"])
+
+
+def _losses(net: Net, logits: Any, y: Any) -> Any:
+    if net.layers[-1].units == 1:
+        return optax.sigmoid_binary_cross_entropy(logits[:, 0], y)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+
+
+@partial(jax.jit, static_argnums=(0, 1), donate_argnums=2)
+def _train_step(net: Net, batch: int, state: Any, x_all: Any, y_all: Any, order: Any, cursor: Any) -> Any:
+    params, stats, opt_state, key, step = state
+    index = jax.lax.dynamic_slice_in_dim(order, cursor * batch, batch)
+
+    def loss(p: Any) -> Any:
+        logits, updated = _apply(net, p, stats, x_all[index], True, jax.random.fold_in(key, step))
+        return _losses(net, logits, y_all[index]).mean(), updated.get("batch_stats", stats)
+
+    grads, stats = jax.grad(loss, has_aux=True)(params)
+    updates, opt_state = TX.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), stats, opt_state, key, step + 1
+
+
+@partial(jax.jit, static_argnums=0)
+def _eval_batch(net: Net, params: Any, stats: Any, x: Any, y: Any, valid: Any) -> Any:
+    logits = _apply(net, params, stats, x, False)
+    binary = net.layers[-1].units == 1
+    hits = (logits[:, 0] > 0) == (y > 0.5) if binary else jnp.argmax(logits, -1) == y
+    return jnp.sum(_losses(net, logits, y) * valid), jnp.sum(hits * valid)
+
+
+_predict = jax.jit(partial(_apply, train=False), static_argnums=0)
+
+
+def _init(net: Net, key: Any, x: Any) -> Any:
+    """Runs once per session: compiled without XLA's optimisations, which take seconds on threefry's graph."""
+    lowered = jax.jit(lambda k, sample: net.init(k, sample, False)).lower(key, x)
+    return lowered.compile({"xla_backend_optimization_level": 0})(key, x)
+
+
+class JaxSession:
+    def __init__(self, setup: Setup, threads: str) -> None:
+        self.setup, self.threads = setup, threads
+        data, spec = setup.data, setup.spec
+        self.binary = spec.outputs == 1
+        self.device = jax.devices()[0]
+        if (setup.device == "gpu") != (self.device.platform == "gpu"):
+            raise RuntimeError(f"device {setup.device} requested, jax runs on {self.device.platform}")
+        self.net = Net(tuple(spec.layers))
+        init_key, dropout_key = jax.random.split(jax.random.PRNGKey(setup.seed))
+        variables = _init(self.net, init_key, self.stage(data.x_train[:1]))
+        params, stats = variables["params"], variables.get("batch_stats", {})
+        # (params, batch stats, Adam state, dropout key, step): donated to each step, replaced by its result
+        self.state = (params, stats, TX.init(params), dropout_key, jnp.zeros((), jnp.int32))
+        self.x_train, self.y_train = self.stage(data.x_train), self._labels(data.y_train)
+        self.batch, self.batches = setup.batch_size, len(data.x_train) // setup.batch_size
+        if self.batches < 1:
+            raise ValueError(f"batch size {setup.batch_size} exceeds the {len(data.x_train)} training samples")
+        self.rng = np.random.default_rng(setup.seed)
+        self.order, self.cursor = jax.device_put(self.rng.permutation(len(data.x_train)).astype(np.int32)), 0
+        self._last: Any = None  # the latest prediction, for sync()
+
+    # -- the contract --------------------------------------------------------------------------------------
+    def param_count(self) -> int:
+        return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(self.state[0]))
+
+    def train(self, steps: int, hook: Optional[BlockHook] = None) -> None:
+        every = hook.steps if hook is not None else 0
+        for done in range(1, steps + 1):
+            if self.cursor == self.batches:  # a new permutation per epoch, the partial batch dropped
+                self.order = jax.device_put(self.rng.permutation(len(self.x_train)).astype(np.int32))
+                self.cursor = 0
+            self.state = _train_step(self.net, self.batch, self.state, self.x_train, self.y_train, self.order,
+                                     self.cursor)
+            self.cursor += 1
+            if every and done % every == 0:
+                hook()
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        loss, hits = 0.0, 0.0
+        for start in range(0, len(x), EVAL_BATCH):
+            xb, yb = x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH]
+            size = min(EVAL_BATCH, 1 << max(5, (len(xb) - 1).bit_length()))  # few shapes, few compilations
+            batch_loss, batch_hits = _eval_batch(self.net, self.state[0], self.state[1], self.stage(_pad(xb, size)),
+                                                 self._labels(_pad(yb, size)), np.arange(size) < len(xb))
+            loss, hits = loss + float(batch_loss), hits + float(batch_hits)
+        return loss / max(len(x), 1), hits / max(len(x), 1)
+
+    def stage(self, x: np.ndarray) -> Any:
+        dtype = np.int32 if self.setup.spec.modality == "text" else np.float32
+        return jax.device_put(np.asarray(x, dtype=dtype))
+
+    def predict(self, staged: Any) -> Any:
+        self._last = _predict(self.net, self.state[0], self.state[1], staged)
+        return self._last
+
+    def sync(self) -> None:
+        jax.block_until_ready((self.state, self._last))
+
+    def describe(self) -> Mapping[str, Any]:
+        return {
+            "threads": self.threads,
+            "precision": "float32; jax_default_matmul_precision=highest",
+            "compile": "jax.jit of the whole train step (forward, loss, grad, Adam update), traced and compiled "
+                       "by XLA in the first train() call; evaluate and predict are jitted too",
+            "sync": "jax.block_until_ready on the training state and the last prediction (async dispatch)",
+            "layout": "NHWC as given by the harness; flatten in H, W, C order; sequences (N, L, C)",
+            "framework_versions": {d: metadata.version(d) for d in ("jax", "jaxlib", "flax", "optax")},
+            "device_name": self.device.device_kind,
+            "seed": f"jax.random.PRNGKey({self.setup.seed}) split for init and dropout (folded with the step); "
+                    f"numpy permutation per epoch seeded {self.setup.seed}, partial batch dropped",
+            "optimizer": "optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-7)",
+            "loss": "sigmoid_binary_cross_entropy" if self.binary else "softmax_cross_entropy_with_integer_labels",
+            "lstm": "own Linen cell: fused glorot kernel, orthogonal recurrent kernel, one bias per gate (Keras')",
+            "data": "whole training set resident on the device; batches gathered by index inside the jitted step",
+        }
+
+    def _labels(self, y: np.ndarray) -> Any:
+        return jax.device_put(np.asarray(y, dtype=np.float32 if self.binary else np.int32))
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    return np.concatenate([a, np.repeat(a[:1], size - len(a), axis=0)])
