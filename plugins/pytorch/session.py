@@ -22,6 +22,8 @@ ADAM = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
 
 
 class TorchSession:
+    """A ``dlbench.contract.Session``: everything is built and moved to the device in ``__init__``."""
+
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
         spec, data = setup.spec, setup.data
