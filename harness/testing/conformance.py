@@ -37,7 +37,7 @@ import pytest
 from dlbench.contract import Setup, TaskData
 from dlbench.plugins import ENTRY_POINT_GROUP, EXTRA_ENV, load_registry
 from dlbench.testing.probes import CountingHook, batch_dimension, clock_guard, to_numpy
-from dlbench.zoo import MODELS, Dropout, ModelSpec, SpatialDropout1D
+from dlbench.zoo import MODELS, Dropout, ModelSpec, SpatialDropout1D, get_model
 
 DEFAULT_MODELS = ("softmax", "mlp", "cnn", "lstm")  # one of each family the harness times; unsupported ones skip
 FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "jax", "jaxlib", "flax", "optax", "mxnet", "paddle",
@@ -84,9 +84,18 @@ class Kit:
         """The plugin's own top-level packages (where its framework and session classes live)."""
         return {type(self.framework).__module__.split(".")[0]}
 
+    @property
+    def selection(self) -> list[str]:
+        """The models the per-model tests train."""
+        return list(self.suite.models or DEFAULT_MODELS)
+
+    def supported(self, modality: Optional[str] = None) -> list[str]:
+        return [m for m in self.selection if self.framework.supports(MODELS[m])
+                and modality in (None, MODELS[m].modality)]
+
     def spec(self, model: str, listed: bool = True) -> ModelSpec:
         """The zoo spec; skips an unsupported model, fails one the suite's ``models`` lists (``listed``)."""
-        spec = MODELS[model]
+        spec = get_model(model)
         if not self.framework.supports(spec):
             if listed and self.suite.models is not None:
                 pytest.fail(f"{self.name} does not support {model}, which {self.suite.__name__}.models lists")
@@ -120,7 +129,7 @@ class Kit:
         if key not in self._cache:
             try:
                 self._cache[key] = make()
-            except BaseException as exc:  # noqa: BLE001 - pytest's skip/fail outcomes are kept too
+            except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:  # outcomes are kept too
                 self._cache[key] = exc
         value = self._cache[key]
         if isinstance(value, BaseException):
@@ -317,8 +326,7 @@ class FrameworkConformance:
     def test_param_count_equals_the_spec(self, kit: Kit, zoo_model: str) -> None:
         spec = kit.spec(zoo_model, listed=False)
         expected = spec.param_count(kit.data(spec.modality).input_shape)
-        got = kit.observed(zoo_model)["params"] if zoo_model in (self.models or DEFAULT_MODELS) \
-            else kit.prepare(spec).param_count()
+        got = kit.observed(zoo_model)["params"] if zoo_model in kit.selection else kit.prepare(spec).param_count()
         assert got == expected, f"{zoo_model}: {got:,} trainable parameters, the spec has {expected:,}"
 
     def test_first_loss_is_near_chance(self, kit: Kit, model: str) -> None:
@@ -395,8 +403,7 @@ class FrameworkConformance:
 
     def test_sync_waits_for_training(self, kit: Kit) -> None:
         """After sync() returns, no training work is left: an evaluate of one sample right after it is quick."""
-        names = list(self.models or DEFAULT_MODELS)
-        supported = [m for m in names if kit.framework.supports(MODELS[m])]
+        supported = kit.supported()
         if not supported:
             pytest.skip("no supported model in the selection")
         model = "cnn" if "cnn" in supported else supported[0]  # heavy steps make leftover work visible
@@ -424,10 +431,9 @@ class FrameworkConformance:
             f"({total:.3f} s in all) but {idle:.3f} s when idle: sync() returned before the training work was done")
 
     def test_describe_says_how_threads_were_set(self, kit: Kit) -> None:
-        names = [m for m in (self.models or DEFAULT_MODELS) if kit.framework.supports(MODELS[m])]
-        if not names:
+        if not kit.supported():
             pytest.skip("no supported model in the selection")
-        info = kit.prepare(MODELS[names[0]]).describe()
+        info = kit.prepare(MODELS[kit.supported()[0]]).describe()
         assert hasattr(info, "items"), f"describe() returned {type(info).__name__}, not a mapping"
         threads = {k: v for k, v in info.items() if "thread" in str(k).lower() and str(v).strip()}
         assert threads, f"describe() has no 'threads' entry saying how the budget of {self.threads} was applied: {info}"
@@ -436,10 +442,9 @@ class FrameworkConformance:
     # -- end to end ------------------------------------------------------------------------------------------
     def test_runs_in_the_real_worker(self, kit: Kit, tmp_path: Path) -> None:
         """``dlbench run --profile smoke -f NAME -m MODEL -t digits``: a fresh worker process, parity checks, timing."""
-        names = [m for m in (self.models or DEFAULT_MODELS) if MODELS[m].modality == "image"]
-        model = next((m for m in names if kit.framework.supports(MODELS[m])), None)
-        if model is None:
+        if not kit.supported("image"):
             pytest.skip("no supported image model in the selection")
+        model = kit.supported("image")[0]
         out = tmp_path / "run"
         command = [sys.executable, "-m", "dlbench.cli", "run", "--profile", "smoke", "-f", kit.name, "-m", model,
                    "-t", "digits", "--threads", str(self.threads), "--variant", kit.variant, "--out", str(out)]
