@@ -43,7 +43,8 @@ def tf_dataset(tf: Any, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int
     return dataset.with_options(options)
 
 
-def numpy_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def numpy_batches(x: np.ndarray, y: np.ndarray, batch_size: int,
+                  seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless (x, y) numpy batches from a fresh permutation per epoch (full batches only)."""
     n = len(x)
     per_epoch = n // batch_size

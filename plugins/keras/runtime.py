@@ -124,8 +124,8 @@ def _load_torch(device: str, threads: int) -> Runtime:
     import keras
 
     name = torch.cuda.get_device_name(0) if device == "gpu" else _cpu_name()
-    return Runtime(keras, "torch", device, f"torch.set_num_threads({threads}) -> {torch.get_num_threads()} intra-op threads",
-                   f"{inter_how} -> {torch.get_num_interop_threads()}", name,
+    intra = f"torch.set_num_threads({threads}) -> {torch.get_num_threads()} intra-op threads"
+    return Runtime(keras, "torch", device, intra, f"{inter_how} -> {torch.get_num_interop_threads()}", name,
                    {"keras": keras.__version__, "torch": torch.__version__}, tf32, torch=torch)
 
 

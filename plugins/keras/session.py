@@ -44,7 +44,7 @@ class KerasSession:
             self.optimizer.build(self.model.trainable_variables)
         self._hook_callback = _make_hook_callback(keras)
 
-    # -- the contract -------------------------------------------------------------------------------------
+    # -- the contract ----------------------------------------------------------------------------------------
     def param_count(self) -> int:
         return trainable_params(self.model)
 
@@ -53,10 +53,10 @@ class KerasSession:
 
         A ``fit`` call per block would cost tens of milliseconds each (callbacks, iterator, first prefetch).
         The hook runs from ``on_train_batch_begin`` of the batch after each block (and ``on_epoch_end`` for
-        the last block): a callback overriding ``on_train_batch_end`` would turn off Keras' asynchronous
-        batch-end dispatch and read the loss back after every step (a device sync per step on a GPU),
-        which plain ``model.fit`` does not do; per-block "epochs" would add Keras' epoch-end work to
-        every block.
+        the last block), so the callback changes nothing in how fit runs the steps: on the jax and torch
+        backends an ``on_train_batch_end`` override would turn off Keras' asynchronous batch-end dispatch
+        (on TensorFlow fit converts the logs after every step anyway), and per-block "epochs" would add
+        Keras' epoch-end work to every block.
         """
         if steps <= 0:
             return
@@ -84,15 +84,15 @@ class KerasSession:
         return self.model.predict_on_batch(staged)  # compiled (tf.function) forward, training=False; numpy out
 
     def sync(self) -> None:
+        if self.rt.jax is not None:  # JAX dispatches asynchronously, on the CPU too
+            self.rt.jax.block_until_ready([v.value for v in self.model.trainable_variables])
+            return
         if self.setup.device != "gpu":
             return  # CPU: fit, the custom step and predict_on_batch return only after the work is done
         if self.rt.tf is not None:
             self.rt.tf.test.experimental.sync_devices()
         elif self.rt.torch is not None:
             self.rt.torch.cuda.synchronize()
-        elif self.rt.jax is not None:
-            for weight in self.model.weights:
-                self.rt.jax.block_until_ready(weight.value)
 
     def describe(self) -> Mapping[str, Any]:
         rt, variant = self.rt, self.variant
@@ -105,8 +105,12 @@ class KerasSession:
             pipe = "tf.data: host tensors gathered by a per-epoch permutation, prefetch AUTOTUNE"
         else:
             compile_mode = "XLA (jax.jit)" if variant.backend == "jax" else "none (eager torch)"
-            sync = {"torch": "torch.cuda.synchronize()", "jax": "jax.block_until_ready(weights)"}[variant.backend]
-            sync = sync if on_gpu else "none needed: on CPU fit and predict_on_batch return after the work is done"
+            if variant.backend == "jax":
+                sync = ("jax.block_until_ready(trainable variables), after Keras' jax_state_sync at each block end "
+                        "(JAX dispatches asynchronously, also on CPU)")
+            else:
+                sync = ("torch.cuda.synchronize()" if on_gpu else
+                        "none needed: torch on CPU runs synchronously (fit, predict_on_batch return after the work)")
             pipe = "python generator of numpy batches from a per-epoch permutation"
         return {
             "framework": "keras",
@@ -130,12 +134,14 @@ class KerasSession:
             "data_pipeline": pipe,
             "loss": type(self.loss_fn).__name__ + "(from_logits=True)",
             "optimizer": "keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)",
-            "seed": f"keras.utils.set_random_seed({self.setup.seed}) (TF backend) and per-layer initialiser / "
-                    f"dropout seeds derived from {self.setup.seed}; new permutation per epoch, partial batch dropped",
+            "seed": (f"keras.utils.set_random_seed({self.setup.seed})" if variant.backend == "tensorflow" else
+                     f"random, numpy{', torch' if variant.backend == 'torch' else ''} seeded {self.setup.seed}")
+                    + f"; initialiser and dropout seeds derived from {self.setup.seed}; new permutation per epoch, "
+                      "partial batch dropped",
             **({"tf32": rt.tf32} if on_gpu else {}),
         }
 
-    # -- helpers ------------------------------------------------------------------------------------------
+    # -- helpers ---------------------------------------------------------------------------------------------
     def _jit(self) -> Any:
         if self.variant.backend == "tensorflow":
             return self.variant.xla  # explicit: Keras' "auto" would pick XLA on a GPU and not on CPU
@@ -182,6 +188,11 @@ def _make_hook_callback(keras: Any) -> Any:
 
         def on_train_batch_begin(self, batch: int, logs: Optional[dict] = None) -> None:
             if batch and batch % self.hook.steps == 0:
+                # JAX backend: fit keeps the newest weights outside the model between epochs; put them back
+                # so that the hook's sync() waits on them and its evaluate() sees them.
+                state_sync = getattr(self.model, "jax_state_sync", None)
+                if state_sync is not None:
+                    state_sync()
                 self.hook()
 
         def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
