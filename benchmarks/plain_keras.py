@@ -90,9 +90,9 @@ def main() -> None:
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
     class BatchTimer(keras.callbacks.Callback):
-        """perf_counter between batches. Read in on_train_batch_begin (= the end of the previous batch) and
-        once at the epoch end, not in on_train_batch_end: overriding that turns off Keras' asynchronous
-        batch-end dispatch and reads the loss back after every step, so the timer would slow what it times."""
+        """perf_counter between batches: in on_train_batch_begin (= the end of the previous batch) and once
+        at the epoch end. Not in on_train_batch_end: on the jax and torch backends overriding it turns off
+        Keras' asynchronous batch-end dispatch, so the timer would change what it times."""
 
         def __init__(self, stop_after: int) -> None:
             super().__init__()
