@@ -1,7 +1,7 @@
 """The built-in keras plugin on real Keras and real data, with tiny budgets.
 
 TensorFlow takes seconds to import and keeps one process-wide runtime, so sessions are shared at module
-scope; the torch backend needs a process of its own and runs in a subprocess.
+scope; the torch and jax backends need a process of their own and run in subprocesses.
 """
 
 from __future__ import annotations
@@ -48,16 +48,21 @@ def task_for(spec, fashion, text) -> TaskData:
     return text if spec.modality == "text" else fashion
 
 
-_SESSIONS: dict = {}
+@pytest.fixture(scope="module")
+def shared():
+    """``shared(model, data, variant)``: a prepared session, built once for the whole module.
 
+    Tests that train take a fresh session instead; these ones only look, or train without checking values.
+    """
+    sessions: dict = {}
 
-def session_for(model: str, data: TaskData, variant: str = "fit", seed: int = 0, batch_size: int = BATCH):
-    """A prepared session, built once per (model, data, variant, seed, batch) for the whole module."""
-    key = (model, data.name, len(data.x_train), variant, seed, batch_size)
-    if key not in _SESSIONS:
-        setup = Setup(get_model(model), data, "cpu", variant, seed, THREADS, batch_size)
-        _SESSIONS[key] = KerasFramework().prepare(setup)
-    return _SESSIONS[key]
+    def get(model: str, data: TaskData, variant: str = "fit"):
+        key = (model, data.name, len(data.x_train), variant)
+        if key not in sessions:
+            sessions[key] = fresh_session(model, data, variant)
+        return sessions[key]
+
+    return get
 
 
 def fresh_session(model: str, data: TaskData, variant: str = "fit", seed: int = 0):
@@ -120,10 +125,10 @@ def test_unknown_variant_is_refused(fashion):
 
 # -- parity with the spec ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_param_count_and_first_batch_loss_match_the_spec(model, fashion, text):
+def test_param_count_and_first_batch_loss_match_the_spec(model, fashion, text, shared):
     spec = get_model(model)
     data = task_for(spec, fashion, text)
-    session = session_for(model, data)
+    session = shared(model, data)
     assert session.param_count() == spec.param_count(data.input_shape)
     loss, accuracy = session.evaluate(data.x_train[:BATCH], data.y_train[:BATCH])
     expected = spec.expected_initial_loss(data.num_classes)
@@ -131,16 +136,16 @@ def test_param_count_and_first_batch_loss_match_the_spec(model, fashion, text):
     assert 0.0 <= accuracy <= 1.0
 
 
-def test_batch_norm_statistics_are_not_trainable(fashion):
-    session = session_for("cnn_bn", fashion)
+def test_batch_norm_statistics_are_not_trainable(fashion, shared):
+    session = shared("cnn_bn", fashion)
     non_trainable = sum(int(np.prod(w.shape)) for w in session.model.non_trainable_weights)
     assert non_trainable == 2 * 32  # moving mean and variance of 32 channels
     bn = next(layer for layer in session.model.layers if "batchnorm" in layer.name)
     assert math.isclose(bn.momentum, 0.99) and math.isclose(bn.epsilon, 1e-3)
 
 
-def test_spec_initialisers_and_optimiser_are_explicit(fashion, text):
-    session = session_for("lstm", text)
+def test_spec_initialisers_and_optimiser_are_explicit(fashion, text, shared):
+    session = shared("lstm", text)
     lstm = next(layer for layer in session.model.layers if "lstm" in layer.name)
     assert lstm.cell.unit_forget_bias and lstm.dropout == 0 and lstm.recurrent_dropout == 0
     assert type(lstm.cell.recurrent_initializer).__name__ == "Orthogonal"
@@ -154,12 +159,12 @@ def test_spec_initialisers_and_optimiser_are_explicit(fashion, text):
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn", "lstm"])
-def test_same_param_count_and_first_batch_loss_as_pytorch(model, fashion, text):
+def test_same_param_count_and_first_batch_loss_as_pytorch(model, fashion, text, shared):
     torch_plugin = pytest.importorskip("dlbench_pytorch")
     spec = get_model(model)
     data = task_for(spec, fashion, text)
     theirs = torch_plugin.TorchFramework().prepare(Setup(spec, data, "cpu", "eager", 0, THREADS, BATCH))
-    ours = session_for(model, data)
+    ours = shared(model, data)
     assert ours.param_count() == theirs.param_count()
     batch = (data.x_train[:1024], data.y_train[:1024])
     ours_loss, theirs_loss = ours.evaluate(*batch)[0], theirs.evaluate(*batch)[0]
@@ -197,8 +202,8 @@ def test_loss_goes_down(model, variant, steps, fashion, text):
 
 
 @pytest.mark.parametrize("variant", ["fit", "custom"])
-def test_hook_is_called_every_block(variant, fashion):
-    session = session_for("mlp64", fashion, variant)
+def test_hook_is_called_every_block(variant, fashion, shared):
+    session = shared("mlp64", fashion, variant)
     start = int(session.optimizer.iterations.numpy())
     for steps, every, calls in ((25, 10, 2), (30, 10, 3), (7, 10, 0), (12, 3, 4)):
         hook = CountingHook(every)
@@ -208,8 +213,8 @@ def test_hook_is_called_every_block(variant, fashion):
         assert int(session.optimizer.iterations.numpy()) == start
 
 
-def test_hook_callback_leaves_keras_batch_end_dispatch_alone(fashion):
-    session = session_for("mlp64", fashion)
+def test_hook_callback_leaves_keras_batch_end_dispatch_alone(fashion, shared):
+    session = shared("mlp64", fashion)
     callback = session._hook_callback(CountingHook(5), 10)
     # an on_train_batch_end override would turn off asynchronous dispatch (where the backend has it)
     plain = keras.callbacks.CallbackList([], model=session.model)
@@ -240,8 +245,8 @@ def test_first_train_call_traces(fashion):
 
 
 # -- train vs inference mode ---------------------------------------------------------------------------------
-def test_dropout_only_in_training(fashion):
-    session = session_for("mlp", fashion)
+def test_dropout_only_in_training(fashion, shared):
+    session = shared("mlp", fashion)
     x = fashion.x_val[:64]
     train_a = session.model(x, training=True).numpy()
     train_b = session.model(x, training=True).numpy()
@@ -267,8 +272,8 @@ def test_batch_norm_uses_batch_statistics_in_training_only(fashion):
     assert 0.02 * batch_mean < moved < 0.1 * batch_mean, (moved, batch_mean)
 
 
-def test_spatial_dropout_drops_whole_channels_in_training_only(text):
-    session = session_for("lstm", text)
+def test_spatial_dropout_drops_whole_channels_in_training_only(text, shared):
+    session = shared("lstm", text)
     layer = next(layer for layer in session.model.layers if "spatial_dropout" in layer.name)
     embedded = session.model.layers[0](text.x_train[:32]).numpy()
     dropped = layer(embedded, training=True).numpy()
@@ -283,10 +288,10 @@ def test_spatial_dropout_drops_whole_channels_in_training_only(text):
 
 # -- evaluate, predict, sync, describe -----------------------------------------------------------------------
 @pytest.mark.parametrize("model", ["mlp", "lstm"])
-def test_evaluate_is_the_mean_over_samples(model, fashion, text):
+def test_evaluate_is_the_mean_over_samples(model, fashion, text, shared):
     spec = get_model(model)
     data = task_for(spec, fashion, text)
-    session = session_for(model, data)
+    session = shared(model, data)
     x, y = data.x_val[:1500], data.y_val[:1500]  # one full batch of 1024 and a partial one
     loss, accuracy = session.evaluate(x, y)
     logits = session.model(x, training=False).numpy().astype(np.float64)
@@ -302,8 +307,8 @@ def test_evaluate_is_the_mean_over_samples(model, fashion, text):
     assert math.isclose(accuracy, correct.mean(), abs_tol=1e-6)
 
 
-def test_predict_shapes_and_sync(fashion):
-    session = session_for("cnn", fashion)
+def test_predict_shapes_and_sync(fashion, shared):
+    session = shared("cnn", fashion)
     for n in (1, 128):
         out = session.predict(session.stage(fashion.x_test[:n]))
         assert np.asarray(out).shape == (n, 10)
@@ -311,8 +316,8 @@ def test_predict_shapes_and_sync(fashion):
     assert tf.config.experimental.get_synchronous_execution()  # CPU: nothing left in flight on return
 
 
-def test_describe_is_the_fairness_profile(fashion):
-    info = session_for("cnn", fashion).describe()
+def test_describe_is_the_fairness_profile(fashion, shared):
+    info = shared("cnn", fashion).describe()
     for key in ("threads", "interop_threads", "precision", "compile", "sync", "layout", "backend",
                 "framework_versions", "device_name", "predict_method"):
         assert info[key], key
@@ -321,9 +326,9 @@ def test_describe_is_the_fairness_profile(fashion):
     assert tf.config.threading.get_inter_op_parallelism_threads() == THREADS
     assert info["framework_versions"] == {"keras": keras.__version__, "tensorflow": tf.__version__}
     assert info["compile"] == "tf.function" and info["layout"] == "NHWC" and info["backend"] == "tensorflow"
-    assert session_for("mlp", fashion, "fit-xla").describe()["compile"] == "XLA jit_compile"
-    assert session_for("mlp", fashion, "fit-xla").model.jit_compile is True
-    assert session_for("mlp", fashion).model.jit_compile is False
+    assert shared("mlp", fashion, "fit-xla").describe()["compile"] == "XLA jit_compile"
+    assert shared("mlp", fashion, "fit-xla").model.jit_compile is True
+    assert shared("mlp", fashion).model.jit_compile is False
 
 
 # -- the training stream -------------------------------------------------------------------------------------
@@ -361,7 +366,7 @@ from dlbench.zoo import get_model
 from dlbench.plugins import load_registry
 data = load_task("fashion_mnist")
 data = replace(data, x_train=data.x_train[:6400], y_train=data.y_train[:6400])
-setup = Setup(get_model("mlp"), data, "cpu", sys.argv[1], 0, 2, 128)
+setup = Setup(get_model("mlp"), data, "cpu", sys.argv[1], 0, 1, 128)  # 1 thread: OpenMP spin-waits on a busy box
 session = load_registry().frameworks["keras"].prepare(setup)
 x, y = data.x_val[:1000], data.y_val[:1000]
 before = session.evaluate(x, y)
@@ -404,8 +409,8 @@ def test_other_backend_trains_mlp(variant):
     assert backend in result["describe"]["framework_versions"]
 
 
-def test_backend_mismatch_in_one_process_is_refused(fashion):
-    session_for("softmax", fashion)  # keras is loaded on tensorflow in this process
+def test_backend_mismatch_in_one_process_is_refused(fashion, shared):
+    shared("softmax", fashion)  # keras is loaded on tensorflow in this process
     with pytest.raises(RuntimeError, match="fresh process"):
         KerasFramework().prepare(Setup(get_model("mlp"), fashion, "cpu", "torch-fit", 0, THREADS, BATCH))
 
