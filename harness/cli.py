@@ -56,14 +56,11 @@ def build_parser() -> Parser:
     commands.required = True
     _add_run(commands)
     _add_list(commands)
-    try:  # TEMPORARY-GUARD until helpers land
-        from dlbench.data.commands import add_commands as add_data_commands
-        from dlbench.report.commands import add_commands as add_report_commands
+    from dlbench.data.commands import add_commands as add_data_commands
+    from dlbench.report.commands import add_commands as add_report_commands
 
-        add_report_commands(commands)
-        add_data_commands(commands)
-    except ImportError:
-        pass
+    add_report_commands(commands)
+    add_data_commands(commands)
     return parser
 
 
@@ -136,6 +133,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("say what to run: --all, or choose with -f/-m/-t (see dlbench list)")
         out = Path(args.out) if args.out else Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
         finished, run_id = frozenset(), None
+    from tabulate import tabulate_formats
+
+    if args.format not in tabulate_formats:
+        raise UsageError(f"--format {args.format!r} is not a tabulate format; choose from {', '.join(tabulate_formats)}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such folder")
     selection = Selection(args.framework, args.model, args.task, args.variant, args.device,
@@ -164,11 +165,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                         ended=datetime.now().isoformat(timespec="seconds"), cases_run=state.done)
         runner.write_manifest(out, manifest)
     records = [r for r in load_records([out / "results.jsonl"])]
-    try:  # TEMPORARY-GUARD
-        from dlbench.report.table import comparison_table
-        print(comparison_table(records, fmt=args.format))
-    except ImportError:
-        print(json.dumps([r.get("metrics", {}).get("train_samples_per_s") for r in records]))
+    from dlbench.report.table import comparison_table
+
+    print(comparison_table(records, fmt=args.format))
     if args.report:
         from dlbench.report import write_report
 

@@ -18,12 +18,17 @@ def frameworks_table() -> str:
     for name, state in states.items():
         owner = registry.owner[name]
         rows.append([name, state.version or "-", ", ".join(state.variants), ", ".join(state.devices),
-                     f"{owner.name} ({owner.dist} {owner.dist_version})".strip(), state.problem or "ok"])
+                     _plugin_label(owner), state.problem or "ok"])
     for plugin in registry.plugins:
         if plugin.error:
-            rows.append(["-", "-", "", "", f"{plugin.name} ({plugin.dist} {plugin.dist_version})", plugin.error])
+            rows.append(["-", "-", "", "", _plugin_label(plugin), plugin.error])
     return "Frameworks\n" + tabulate(rows, ["framework", "version", "variants (default first)", "devices",
                                             "plugin (distribution)", "status"], tablefmt="simple")
+
+
+def _plugin_label(plugin) -> str:
+    origin = " ".join(part for part in (plugin.dist, plugin.dist_version) if part)
+    return f"{plugin.name} ({origin})" if origin else plugin.name
 
 
 def models_table() -> str:

@@ -138,7 +138,7 @@ def make_plan(registry: Registry, selection: Selection) -> Plan:
                             else:
                                 skipped.append((case, f"no data for {task}: {status[task].task.how_to_get}"))
     if not cases and not skipped:
-        raise UsageError(_why_empty(selection, usable, states, models, tasks))
+        raise UsageError(_why_empty(registry, selection, usable, states, models, tasks))
     return Plan(cases, skipped, sorted(set(notes), key=notes.index), {n: states[n] for n in chosen})
 
 
@@ -156,7 +156,7 @@ def _devices(state: FrameworkState, asked: str) -> list[str]:
     return [asked] if asked in state.devices else []
 
 
-def _why_empty(selection: Selection, usable: list[str], states: dict[str, FrameworkState],
+def _why_empty(registry: Registry, selection: Selection, usable: list[str], states: dict[str, FrameworkState],
                models: list[str], tasks: list[str]) -> str:
     if not any(MODELS[m].modality == TASKS[t].modality for m in models for t in tasks):
         kinds = ", ".join(f"{m} ({MODELS[m].modality})" for m in models)
@@ -165,6 +165,10 @@ def _why_empty(selection: Selection, usable: list[str], states: dict[str, Framew
     if selection.device != "all" and not any(selection.device in states[n].devices for n in usable):
         return f"no selected framework sees a {selection.device} here (devices: " + \
             ", ".join(f"{n}: {'/'.join(states[n].devices)}" for n in usable) + ")"
+    unsupported = [f"{n} does not implement {m}" for n in usable for m in models
+                   if not registry.frameworks[n].supports(MODELS[m])]
+    if unsupported:
+        return "the selection plans no case: " + "; ".join(unsupported)
     if selection.variants:
         return (f"no selected framework has variant {', '.join(selection.variants)}; variants: "
                 + "; ".join(f"{n}: {', '.join(states[n].variants)}" for n in usable))

@@ -22,6 +22,7 @@ class Profile:
     default_epochs: int = 0
     min_block_s: float = 0.25  # a timed block lasts at least this long (timer overhead << 1%)
     min_blocks: int = 6  # timed blocks wanted, warm-up excluded
+    max_blocks: int = 60  # more would only mean shorter blocks (a calibration hit by a load spike)
     min_timed_s: float = 1.0  # steady-state seconds wanted; fast models get extra timed blocks after training
     tta_evaluations: int = 4  # validation evaluations spread over training (plus one at the end)
     infer_blocks: int = 6
@@ -73,4 +74,5 @@ def blocks_plan(steps: int, step_s: float, profile: Profile) -> tuple[int, int]:
     per_block = max(1, math.ceil(profile.min_block_s / max(step_s, 1e-9)))
     if steps // per_block < wanted:
         per_block = max(1, steps // wanted)
+    per_block = max(per_block, math.ceil(steps / (profile.max_blocks + 1)))
     return per_block, max(1, steps // per_block)

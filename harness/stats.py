@@ -39,10 +39,10 @@ def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float,
         raise ValueError("confidence interval of no values")
     alpha = 1.0 - confidence
     # largest 1-based rank k with P(Binomial(n, 1/2) < k) <= alpha / 2; the CI is [x_(k), x_(n-k+1)]
-    cumulative, k = 0.0, 0
+    cumulative, k, total = 0, 0, 2**n  # exact integers: 2.0**n overflows a float beyond n = 1023
     for i in range(n + 1):
-        cumulative += math.comb(n, i) / 2.0**n
-        if cumulative > alpha / 2:
+        cumulative += math.comb(n, i)
+        if cumulative / total > alpha / 2:
             break
         k = i + 1
     if k == 0:

@@ -42,8 +42,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
     started = time.perf_counter()
     try:
-        augment = {"augment": True} if case.get("augment") else {}
-        data = load_task(case["task"], case.get("data_dir"), seed=case["seed"], **augment)
+        data = load_task(case["task"], case.get("data_dir"), seed=case["seed"], augment=case.get("augment", False))
     except DataError as exc:
         raise CaseFailed(str(exc)) from None
     load_s = time.perf_counter() - started

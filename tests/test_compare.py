@@ -104,11 +104,13 @@ def test_cases_in_one_file_only_are_listed_not_compared(tmp_path, capsys):
 
 
 def test_a_case_that_failed_on_one_side_is_reported_not_compared(tmp_path, capsys):
-    base = write(tmp_path / "a.jsonl", [make_record()])
-    new = write(tmp_path / "b.jsonl", [make_record(status="failed", error="plugin pytorch failed in train")])
-    assert run_cli("compare", base, new) == 0
-    assert "did not run ok (not compared):\n  - pytorch/eager/cnn/digits/cpu/64: NEW failed: plugin" in \
-        capsys.readouterr().out
+    ok = write(tmp_path / "a.jsonl", [make_record()])
+    failed = write(tmp_path / "b.jsonl", [make_record(status="failed", error="plugin pytorch failed in train")])
+    assert run_cli("compare", ok, failed) == 1  # ran ok before, broken now: a regression
+    out = capsys.readouterr().out
+    assert "did not run ok (not compared):\n  - pytorch/eager/cnn/digits/cpu/64: NEW failed: plugin" in out
+    assert "BROKEN: pytorch/eager/cnn/digits/cpu/64: ran ok in BASE, not in NEW" in out
+    assert run_cli("compare", failed, ok) == 0  # fixed now: not a regression
 
 
 def test_test_choice_follows_the_evidence():
@@ -137,3 +139,4 @@ def test_threshold_parsing_and_usage_errors(tmp_path):
     (tmp_path / "bad.jsonl").write_text(json.dumps(make_record()) + "\n{\n")
     with pytest.raises(UsageError, match=f"{tmp_path / 'bad.jsonl'}:2: not valid JSON"):
         run_cli("compare", good, str(tmp_path / "bad.jsonl"))
+

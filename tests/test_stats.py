@@ -29,3 +29,8 @@ def test_summary_flags_noisy_series():
     noisy = summarise([100.0, 60.0, 140.0, 80.0, 120.0])
     assert noisy.iqr_rel == pytest.approx(0.4) and noisy.noisy
     assert summarise([]) is None
+
+
+def test_median_ci_of_thousands_of_blocks_does_not_overflow():
+    lo, hi = median_ci([float(v) for v in range(5000)])  # 2.0**5000 overflows a float
+    assert 2400 < lo < 2500 < hi < 2600

@@ -128,7 +128,7 @@ def compare_command(args: argparse.Namespace) -> int:
     base, new = read_results([args.base]), read_results([args.new])
     result = compare_records(base, new, metrics, threshold)
     print(format_comparison(result, args.fmt, base_name=str(args.base), new_name=str(args.new)))
-    return 1 if result.regressions else 0
+    return 1 if result.regressions or result.newly_broken else 0
 
 
 def export_command(args: argparse.Namespace) -> int:

@@ -63,6 +63,7 @@ class Comparison:
     only_base: list[str] = field(default_factory=list)
     only_new: list[str] = field(default_factory=list)
     not_compared: list[str] = field(default_factory=list)  # a side that did not run ok
+    newly_broken: list[str] = field(default_factory=list)  # ok in BASE, not ok in NEW: a regression too
     threshold: float = 0.05
 
     @property
@@ -134,6 +135,8 @@ def compare_records(base: Iterable[dict[str, Any]], new: Iterable[dict[str, Any]
                   if not any(r["status"] == "ok" for r in group)]
         if broken:
             result.not_compared.append(f"{case}: {'; '.join(broken)}")
+            if broken == [f"NEW {_status(sides['NEW'])}"]:
+                result.newly_broken.append(case)
             continue
         for metric in metrics:
             b, n = evidence(sides["BASE"], metric), evidence(sides["NEW"], metric)
@@ -188,6 +191,8 @@ def format_comparison(result: Comparison, fmt: str = "simple", base_name: str = 
                      "keep the threshold above it or rerun with --repeat 3 or more")
     for change in result.regressions:
         lines.append(f"SLOWER: {change.case}: {change.metric} {f.change(change.change)} ({change.test})")
+    for case in result.newly_broken:
+        lines.append(f"BROKEN: {case}: ran ok in BASE, not in NEW")
     for title, cases_ in (("only in BASE (not compared)", result.only_base),
                           ("only in NEW (not compared)", result.only_new),
                           ("did not run ok (not compared)", result.not_compared)):
