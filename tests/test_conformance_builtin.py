@@ -22,3 +22,6 @@ class TestKerasConformance(FrameworkConformance):
     # Keras' LSTM costs ~30 s here (three sessions of TF-traced training); tests/test_plugin_keras.py trains
     # it and checks its spatial dropout. Its parameter count is still checked with every zoo model.
     models = ("softmax", "mlp", "cnn")
+    # TensorFlow sizes its thread pools once per process and the plugin refuses a session whose budget
+    # differs from the one in force, so this shares the budget of tests/test_plugin_keras.py.
+    threads = 2

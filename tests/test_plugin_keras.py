@@ -331,6 +331,12 @@ def test_describe_is_the_fairness_profile(fashion, shared):
     assert shared("mlp", fashion).model.jit_compile is False
 
 
+def test_a_second_thread_budget_in_one_process_is_refused(fashion, shared):
+    shared("mlp", fashion)  # TensorFlow's pools are now sized for THREADS, for the life of this process
+    with pytest.raises(RuntimeError, match=f"already runs with {THREADS} intra-op threads.*needs a fresh process"):
+        KerasFramework().prepare(Setup(get_model("mlp"), fashion, "cpu", "fit", 0, THREADS + 1, BATCH))
+
+
 # -- the training stream -------------------------------------------------------------------------------------
 def test_tf_stream_is_full_shuffled_epochs_and_continues_across_iterators():
     x = np.arange(100, dtype=np.float32).reshape(100, 1)

@@ -79,6 +79,9 @@ def _load_tensorflow(device: str, threads: int) -> Runtime:
         raise RuntimeError("device 'gpu' requested but TensorFlow sees no GPU")
     intra = tf.config.threading.get_intra_op_parallelism_threads()
     inter = tf.config.threading.get_inter_op_parallelism_threads()
+    if intra != threads:  # a record must never claim a thread budget that was not in force
+        raise RuntimeError(f"TensorFlow already runs with {intra or 'all cores'} intra-op threads in this process; "
+                           f"a session with a budget of {threads} needs a fresh process")
     name = _gpu_name_tf(tf) if device == "gpu" else _cpu_name()
     return Runtime(keras, "tensorflow", device, f"{intra_how} -> {intra or 'all cores'} intra-op threads",
                    f"{inter_how} -> {inter or 'all cores'}", name,
