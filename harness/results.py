@@ -94,19 +94,19 @@ def validate(record: Any) -> Optional[str]:
 def iter_records(path: Path, tolerate_torn_tail: bool = True) -> Iterator[dict[str, Any]]:
     """Records of one JSONL file. A torn last line (a kill mid-write) is skipped with a warning."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such results file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read ({exc})") from None
-    lines = text.split("\n")
-    torn_tail = bool(lines) and lines[-1] != ""  # the last record did not get its newline
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    lines = data.split(b"\n")
+    torn_tail = bool(lines) and lines[-1] != b""  # the last record did not get its newline
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
         try:
-            record = json.loads(line, parse_constant=_reject_constant)
-        except ValueError as exc:
+            record = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError too: a binary line is not a record
             if tolerate_torn_tail and torn_tail and number == len(lines):
                 warn(f"{path}:{number}: dropped a torn last line (the run was killed mid-write)")
                 return
