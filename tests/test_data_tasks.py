@@ -210,6 +210,23 @@ def test_synthetic_and_digits_unchanged():
     assert "upscaled" in digits.pipeline
 
 
+def test_digits_are_scikit_learns_without_importing_it(tmp_path):
+    """The table is read from scikit-learn's own file; it must hold exactly what load_digits() returns."""
+    from sklearn.datasets import load_digits
+
+    raw = TASKS["digits"].read(TASKS["digits"].locate([]))
+    bunch = load_digits()
+    order = np.random.default_rng(1234).permutation(1797)
+    test = order[:359]
+    expected = np.pad(np.kron(bunch.images[test] / 16.0, np.ones((3, 3))), ((0, 0), (2, 2), (2, 2)))
+    np.testing.assert_allclose(raw.x_test, expected, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(raw.y_test, bunch.target[test])
+    broken = tmp_path / "digits.csv.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(DataError, match=f"{broken}: cannot read the digits table.*reinstall scikit-learn"):
+        TASKS["digits"].read(str(broken))
+
+
 def test_arrays_handed_out_are_private_and_writable(tmp_path):
     testing.write_imdb_npz(tmp_path / "imdb.npz", 100, 40)
     a = load_task("imdb", str(tmp_path))
