@@ -62,20 +62,27 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         raise CaseFailed(f"parity: plugin {plugin} built {case['model']} with {params:,} trainable parameters, "
                          f"the zoo spec has {expected_params:,}")
     bs = case["batch_size"]
+    clock = [time.perf_counter()]
     initial_loss, _ = _call(plugin, "evaluate", session.evaluate, data.x_train[:bs], data.y_train[:bs])
     expected_loss = spec.expected_initial_loss(data.num_classes)
     if not math.isfinite(initial_loss) or abs(initial_loss - expected_loss) > 0.5 * expected_loss:
         raise CaseFailed(f"parity: first-batch loss {initial_loss:.4g} is not near the expected "
                          f"{expected_loss:.4g} (ln of the class count); check the model's initialisation")
 
-    steps = case.get("steps") or profile.steps_for(spec, len(data.x_train), bs)
+    steps = case.get("steps") or profile.steps_for(spec, case["task"], len(data.x_train), bs)
     target = case.get("target") or target_for(spec, case["task"])
+    phases_s = {"load": load_s, "prepare": prepare_s, "parity": _lap(clock)}
     training = _call(plugin, "train", measure_training, session, data, bs, steps, profile, target)
+    phases_s["train"] = _lap(clock)
     loss, accuracy = _call(plugin, "evaluate", session.evaluate, data.x_test, data.y_test)
+    phases_s["test_eval"] = _lap(clock)
     extra_steps = _call(plugin, "train", top_up_training, session, training, bs, profile)
+    phases_s["extra_timing"] = _lap(clock)
     infer_bs = case.get("infer_batch_size") or 1024
     offline = _call(plugin, "predict", measure_offline, session, data.x_test, infer_bs, profile)
+    phases_s["offline"] = _lap(clock)
     latency = _call(plugin, "predict", measure_latency, session, data.x_test, profile)
+    phases_s["latency"] = _lap(clock)
 
     metrics: dict[str, Any] = {
         **rate_summary("train", training.rates),
@@ -88,7 +95,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         "initial_loss": initial_loss, "expected_initial_loss": expected_loss,
         "target_accuracy": target, "time_to_accuracy_s": training.tta_s, "train_wall_s": training.end_s,
         "params": params, "flops_per_sample": spec.flops_per_sample(data.input_shape),
-        "load_s": load_s, "prepare_s": prepare_s,
+        "load_s": load_s, "prepare_s": prepare_s, "phases_s": phases_s,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
     if "train_samples_per_s" in metrics:
@@ -105,6 +112,13 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     result["fairness"] = dict(_call(plugin, "describe", session.describe))
     result["status"] = "ok"
     return result
+
+
+def _lap(clock: list[float]) -> float:
+    """Seconds since the previous lap; ``clock`` holds the last lap's time."""
+    now = time.perf_counter()
+    elapsed, clock[0] = now - clock[0], now
+    return elapsed
 
 
 def _call(plugin: str, what: str, function: Any, *args: Any) -> Any:
