@@ -6,8 +6,11 @@ behaviour, so one plugin covers every fault a real framework can show.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import signal
+import subprocess
 import time
 from typing import Any, Mapping, Optional, Sequence
 
@@ -17,7 +20,7 @@ from dlbench.hookspecs import hookimpl
 STEP_S = 0.002  # every "sleep" step takes this long, so throughput = batch / STEP_S
 
 VARIANTS = ("sleep", "noop", "async", "slow-first-step", "slow-prepare", "abort", "hang", "raise-train",
-            "raise-prepare", "bad-params", "nan-loss", "exit")
+            "raise-prepare", "bad-params", "nan-loss", "exit", "segfault", "sigkill", "hang-with-child")
 
 
 class FakeSession:
@@ -40,6 +43,15 @@ class FakeSession:
         if self.variant == "exit" and self.steps_run >= 3:
             os._exit(3)
         if self.variant == "hang" and self.steps_run >= 3:
+            time.sleep(3600)
+        if self.variant == "segfault" and self.steps_run >= 3:
+            ctypes.string_at(0)  # a real invalid read: the worker dies of SIGSEGV
+        if self.variant == "sigkill" and self.steps_run >= 3:
+            os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer sends
+        if self.variant == "hang-with-child" and self.steps_run >= 3:
+            child = subprocess.Popen(["sleep", "3600"])  # a helper process of the framework, hung too
+            with open(os.environ["FAKE_CHILD_PID_FILE"], "w") as file:
+                file.write(str(child.pid))
             time.sleep(3600)
         if self.variant == "raise-train" and self.steps_run >= 3:
             raise RuntimeError("the fake framework fell over in step 3")

@@ -10,10 +10,13 @@ import time
 from conftest import dlbench_env, read_records, run_dlbench
 
 
-def test_every_fault_becomes_a_record_and_the_others_survive(fake_run):
+def test_every_fault_becomes_a_record_and_the_others_survive(fake_run, tmp_path, monkeypatch):
+    child_pid_file = tmp_path / "child.pid"
+    monkeypatch.setenv("FAKE_CHILD_PID_FILE", str(child_pid_file))
     process, records = fake_run("--variant", "sleep", "--variant", "abort", "--variant", "raise-train",
                                 "--variant", "hang", "--variant", "bad-params", "--variant", "nan-loss",
-                                "--variant", "raise-prepare", "--variant", "exit",
+                                "--variant", "raise-prepare", "--variant", "exit", "--variant", "segfault",
+                                "--variant", "sigkill", "--variant", "hang-with-child",
                                 "-m", "softmax", "-t", "synthetic_images", "--case-timeout", "5")
     by_variant = {r["variant"]: r for r in records}
     assert process.returncode == 1  # some cases failed
@@ -21,6 +24,15 @@ def test_every_fault_becomes_a_record_and_the_others_survive(fake_run):
     assert by_variant["abort"]["status"] == "crashed" and "SIGABRT" in by_variant["abort"]["error"]
     assert by_variant["exit"]["status"] == "crashed" and "code 3" in by_variant["exit"]["error"]
     assert by_variant["hang"]["status"] == "timeout"
+    assert by_variant["segfault"]["status"] == "crashed" and "SIGSEGV" in by_variant["segfault"]["error"]
+    assert by_variant["sigkill"]["status"] == "crashed" and "SIGKILL (out of memory?)" in by_variant["sigkill"]["error"]
+    assert by_variant["hang-with-child"]["status"] == "timeout"
+    child = int(child_pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child), "the hung worker's child process outlived the timeout"
+    assert len(records) == 11  # every case has its record
     assert by_variant["raise-train"]["status"] == "failed"
     assert "plugin fake_plugins failed in train: RuntimeError: the fake framework fell over" in \
         by_variant["raise-train"]["error"]
@@ -28,6 +40,15 @@ def test_every_fault_becomes_a_record_and_the_others_survive(fake_run):
     assert "parity" in by_variant["bad-params"]["error"] and "7,851" in by_variant["bad-params"]["error"]
     assert "parity" in by_variant["nan-loss"]["error"]
     assert "Traceback" not in process.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as file:  # a zombie still answers kill(0): ask its state
+        return file.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_sigint_stops_the_run_keeps_finished_records_and_resume_completes_it(tmp_path):
