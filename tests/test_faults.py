@@ -47,8 +47,11 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    with open(f"/proc/{pid}/stat") as file:  # a zombie still answers kill(0): ask its state
-        return file.read().split(")")[-1].split()[0] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as file:  # a zombie still answers kill(0): ask its state
+            return file.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:  # reaped in between
+        return False
 
 
 def test_sigint_stops_the_run_keeps_finished_records_and_resume_completes_it(tmp_path):

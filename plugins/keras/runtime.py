@@ -54,9 +54,9 @@ def load(backend: str, device: str, threads: int, seed: int) -> Runtime:
 
 @contextmanager
 def _scikit_learn_hidden() -> Iterator[None]:
-    """Keras imports scikit-learn (2 s here) for its sklearn wrappers alone, which no case uses; dlbench
-    installs scikit-learn for the digits data. Hiding it while Keras loads starts each case 2 s sooner,
-    as for a user without scikit-learn; it changes nothing that is timed."""
+    """Keras imports scikit-learn (1.6-2 s here) for its sklearn wrappers alone, which no case uses; dlbench
+    installs scikit-learn for the digits data. Hiding it while Keras loads starts each case that much
+    sooner, as for a user without scikit-learn; it changes nothing that is timed."""
     if "sklearn" in sys.modules:  # already imported (a shared process): nothing to save
         yield
         return
