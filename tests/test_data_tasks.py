@@ -225,6 +225,9 @@ def test_digits_are_scikit_learns_without_importing_it(tmp_path):
     broken.write_bytes(b"not gzip")
     with pytest.raises(DataError, match=f"{broken}: cannot read the digits table.*reinstall scikit-learn"):
         TASKS["digits"].read(str(broken))
+    code = "import sys; from dlbench.data import load_task; load_task('digits'); print('sklearn' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False"
 
 
 def test_arrays_handed_out_are_private_and_writable(tmp_path):

@@ -38,8 +38,7 @@ def records(draw):
 
 
 def _line(record) -> str:
-    text = json.dumps(record, allow_nan=True, default=str)
-    return text
+    return json.dumps(record, allow_nan=True, default=str)
 
 
 def _run(argv, capsys):

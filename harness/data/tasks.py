@@ -299,15 +299,13 @@ def _read_digits(location: str) -> Raw:
         raise DataError(f"{path}: cannot read the digits table ({exc}); {fix}") from None
     if table.ndim != 2 or table.shape[1] != 65 or len(table) != 1797:
         raise DataError(f"{path}: expected 1797 rows of 64 pixels and a label, got shape {table.shape}; {fix}")
-    images = table[:, :64].reshape(-1, 8, 8)
-    target = table[:, 64]
-    images = images / 16.0
+    images = table[:, :64].reshape(-1, 8, 8) / 16.0
     big = np.kron(images, np.ones((3, 3), dtype=np.float32))  # 8x8 -> 24x24, nearest neighbour
     padded = np.pad(big, ((0, 0), (2, 2), (2, 2)))  # centred in 28x28 like MNIST's 20x20 box
     order = np.random.default_rng(1234).permutation(len(padded))  # fixed 80/20 train/test split
     n_test = len(padded) // 5
     test, train = order[:n_test], order[n_test:]
-    labels = target.astype(np.int64)
+    labels = table[:, 64].astype(np.int64)
     return Raw(padded[train], labels[train], padded[test], labels[test],
                "8x8 / 16, upscaled x3 nearest to 24x24, zero-padded to 28x28; fixed 80/20 train/test split",
                f"scikit-learn's digits ({path})")
