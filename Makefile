@@ -7,8 +7,11 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test venv data browser clean
 
+# make run benchmarks the built-in plugins (about 9 minutes on 2 cores); `make run SKIP_PLUGINS=` adds JAX.
+SKIP_PLUGINS ?= jax
+
 run: venv data  ## set up, then benchmark every installed framework x model x task (quick profile)
-	$(BIN)/dlbench run --all --report
+	DLBENCH_DISABLE_PLUGINS=$(SKIP_PLUGINS) $(BIN)/dlbench run --all --report
 
 test: venv data browser  ## set up, then run the test suite (real frameworks, tiny budgets)
 	$(BIN)/python -m pytest -q
@@ -18,7 +21,7 @@ venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]' -e plugins/jax
 	touch $@
 
 data:  ## Debian's Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist), where apt exists

@@ -20,13 +20,13 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TESTS = HERE.parent / "tests"
+TEST_PLUGINS = HERE.parent / "tests" / "plugins"
 
 
 def run_case(framework: str, variant: str, steps: int, threads: int) -> float:
     """Seconds per training step (median over blocks) of one `dlbench run` case."""
     with tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        env = {**os.environ, "PYTHONPATH": f"{TEST_PLUGINS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                "DLBENCH_PLUGINS": "fake_plugins"}
         command = [sys.executable, "-m", "dlbench.cli", "run", "-f", framework, "--variant", variant,
                    "-m", "softmax", "-t", "synthetic_images", "--steps", str(steps), "--threads", str(threads),

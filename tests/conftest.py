@@ -12,11 +12,14 @@ from typing import Any, Optional
 import pytest
 
 TESTS = Path(__file__).resolve().parent
+TEST_PLUGINS = TESTS / "plugins"  # plugin modules loaded by name through DLBENCH_PLUGINS
+if str(TEST_PLUGINS) not in sys.path:
+    sys.path.insert(0, str(TEST_PLUGINS))
 
 
 def dlbench_env(plugins: str = "", **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH", "")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TEST_PLUGINS), env.get("PYTHONPATH", "")]))
     if plugins:
         env["DLBENCH_PLUGINS"] = plugins
     env.update(extra)

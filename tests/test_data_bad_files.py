@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dlbench.data import DataError, load_task
-from dlbench.data import testing
+from dlbench.testing import datafiles as testing
 
 
 @pytest.fixture(autouse=True)

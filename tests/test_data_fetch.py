@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from dlbench.data import DataError, load_task, task_status
-from dlbench.data import remote, testing
+from dlbench.data import remote
+from dlbench.testing import datafiles as testing
 from dlbench.data.commands import add_commands
 from dlbench.data.download import download
 from dlbench.errors import UsageError

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlbench.data import DataError, load_task
-from dlbench.data import testing
+from dlbench.testing import datafiles as testing
 from dlbench.data.augment import augment_images
 from dlbench.data.split import split_validation
 from dlbench.data.text import pad_list

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from dlbench.data import DataError, TASKS, load_task, task_status
-from dlbench.data import cache, testing
+from dlbench.data import cache
+from dlbench.testing import datafiles as testing
 from dlbench.zoo import MAXLEN, VOCAB
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -54,7 +54,7 @@ def write_jsonl(path: Path, records) -> Path:
 
 
 def run_cli(*argv: str) -> int:
-    """The handlers through a tiny argparse parser, the way harness/cli.py wires them."""
+    """The handlers through a tiny argparse parser, the way dlbench.cli wires them."""
     parser = argparse.ArgumentParser(prog="dlbench")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
@@ -277,7 +277,7 @@ def test_the_real_dlbench_command_prints_usage_errors_in_one_line(tmp_path, reco
     process = subprocess.run([sys.executable, "-m", "dlbench.cli", "table", str(path)], capture_output=True,
                              text=True, timeout=120)
     if "invalid choice: 'table'" in process.stderr:
-        pytest.skip("harness/cli.py does not wire the report commands yet")
+        pytest.skip("dlbench.cli does not wire the report commands yet")
     assert process.returncode == 2
     assert process.stderr.strip() == (f"dlbench: error: {path}:2: expected a JSON object, got list; fix or delete "
                                       f"that line (one JSON record per line, docs/results-schema.md)")

@@ -11,8 +11,8 @@ import sys
 from importlib import metadata
 from typing import Any, Sequence
 
-from dlbench.contract import FrameworkUnavailable, Setup
-from dlbench.hookspecs import hookimpl
+from dlbench import FrameworkUnavailable, Setup
+from dlbench import hookimpl
 
 LAYERS = {"flatten", "dense", "dropout", "conv2d", "maxpool2d", "batchnorm", "activation", "embedding",
           "spatial_dropout1d", "conv1d", "maxpool1d", "lstm"}

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dlbench.contract import BlockHook, Setup
+from dlbench import BlockHook, Setup
 
 jax.config.update("jax_default_matmul_precision", "highest")  # true float32 on GPUs too (no TF32)
 GLOROT = nn.initializers.xavier_uniform()

@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from dlbench import zoo
+from dlbench import ModelSpec
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
@@ -56,7 +56,7 @@ class LastHidden(nn.Module):
         return h[-1]
 
 
-def build(spec: zoo.ModelSpec, input_shape: tuple[int, ...]) -> nn.Sequential:
+def build(spec: ModelSpec, input_shape: tuple[int, ...]) -> nn.Sequential:
     """The spec's model for one sample of ``input_shape`` (channels-last, as the harness states shapes)."""
     modules: list[nn.Module] = []
     shape = tuple(input_shape)  # the spec's (Keras) shape of one sample: channels last
@@ -70,25 +70,25 @@ def build(spec: zoo.ModelSpec, input_shape: tuple[int, ...]) -> nn.Sequential:
 
     for layer, out in zip(spec.layers, spec.shapes(input_shape)):
         is_seq = len(shape) == 2  # (L, C) in the spec: a sequence of feature vectors
-        if isinstance(layer, zoo.Flatten):
+        if layer.kind == "flatten":
             modules.append(nn.Flatten())
-        elif isinstance(layer, zoo.Dense):
+        elif layer.kind == "dense":
             if len(shape) == 3:
                 raise ValueError(f"{spec.name}: Dense on an image tensor needs a Flatten first")
             if is_seq:
                 want_seq(False)
             modules.append(_dense(shape[-1], layer.units))
             _activation(modules, layer.activation)
-        elif isinstance(layer, zoo.Dropout):
+        elif layer.kind == "dropout":
             modules.append(nn.Dropout(layer.rate))
-        elif isinstance(layer, zoo.Conv2D):
+        elif layer.kind == "conv2d":
             conv = nn.Conv2d(shape[-1], layer.filters, layer.kernel, bias=layer.use_bias)
             _glorot_zero(conv)
             modules.append(conv)
             _activation(modules, layer.activation)
-        elif isinstance(layer, zoo.MaxPool2D):
+        elif layer.kind == "maxpool2d":
             modules.append(nn.MaxPool2d(layer.pool))
-        elif isinstance(layer, zoo.BatchNorm):
+        elif layer.kind == "batchnorm":
             # Keras' running = momentum * running + (1 - momentum) * batch is torch's momentum = 1 - momentum.
             kwargs = dict(eps=layer.epsilon, momentum=1.0 - layer.momentum)
             if len(shape) == 3:
@@ -97,26 +97,26 @@ def build(spec: zoo.ModelSpec, input_shape: tuple[int, ...]) -> nn.Sequential:
                 if is_seq:
                     want_seq(True)
                 modules.append(nn.BatchNorm1d(shape[-1], **kwargs))
-        elif isinstance(layer, zoo.Activation):
+        elif layer.kind == "activation":
             _activation(modules, layer.activation)
-        elif isinstance(layer, zoo.Embedding):
+        elif layer.kind == "embedding":
             embedding = nn.Embedding(layer.vocab, layer.dim)
             nn.init.uniform_(embedding.weight, -0.05, 0.05)
             modules.append(embedding)
             channels_first_seq = False
-        elif isinstance(layer, zoo.SpatialDropout1D):
+        elif layer.kind == "spatial_dropout1d":
             want_seq(False)
             modules.append(SpatialDropout1d(layer.rate))
-        elif isinstance(layer, zoo.Conv1D):
+        elif layer.kind == "conv1d":
             want_seq(True)
             conv1d = nn.Conv1d(shape[-1], layer.filters, layer.kernel)
             _glorot_zero(conv1d)
             modules.append(conv1d)
             _activation(modules, layer.activation)
-        elif isinstance(layer, zoo.MaxPool1D):
+        elif layer.kind == "maxpool1d":
             want_seq(True)
             modules.append(nn.MaxPool1d(layer.pool))
-        elif isinstance(layer, zoo.LSTM):
+        elif layer.kind == "lstm":
             want_seq(False)
             recurrent = LastHidden(shape[-1], layer.units)
             _init_lstm(recurrent.lstm, layer.units)
@@ -177,7 +177,7 @@ def count_trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in trainable(model))
 
 
-def describe_layout(spec: zoo.ModelSpec) -> Optional[str]:
+def describe_layout(spec: ModelSpec) -> Optional[str]:
     if spec.modality == "image":
         return "NCHW contiguous (the harness' NHWC arrays transposed once at prepare); flatten in C,H,W order"
     return "token ids (N, L) int64; sequences (N, L, C), transposed to (N, C, L) around Conv1D/MaxPool1D"

@@ -3,7 +3,7 @@ torch or jax when installed. Keras itself is imported only inside ``prepare``, i
 
 from __future__ import annotations
 
-from dlbench.hookspecs import hookimpl
+from dlbench import hookimpl
 from dlbench_keras.framework import KerasFramework
 
 __all__ = ["KerasFramework", "dlbench_register_frameworks"]

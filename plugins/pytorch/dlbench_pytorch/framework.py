@@ -6,10 +6,10 @@ import glob
 from importlib import metadata
 from typing import TYPE_CHECKING, Sequence
 
-from dlbench.contract import FrameworkUnavailable, Setup
+from dlbench import FrameworkUnavailable, Setup
 
 if TYPE_CHECKING:
-    from dlbench.zoo import ModelSpec
+    from dlbench import ModelSpec
 
     from dlbench_pytorch.session import TorchSession
 

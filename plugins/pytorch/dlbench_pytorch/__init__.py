@@ -6,7 +6,7 @@ Importing this package must stay cheap: torch is imported only when a case is pr
 
 from __future__ import annotations
 
-from dlbench.hookspecs import hookimpl
+from dlbench import hookimpl
 
 from dlbench_pytorch.framework import TorchFramework
 

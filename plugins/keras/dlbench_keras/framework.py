@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Sequence
 
-from dlbench.contract import FrameworkUnavailable, Setup
+from dlbench import FrameworkUnavailable, Setup
 from dlbench_keras.models import SUPPORTED_KINDS
 
 if TYPE_CHECKING:
-    from dlbench.zoo import ModelSpec
+    from dlbench import ModelSpec
 
     from dlbench_keras.session import KerasSession
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from dlbench.zoo import ModelSpec
+from dlbench import ModelSpec
 
 
 def build_model(keras: Any, spec: ModelSpec, input_shape: tuple[int, ...], seed: int) -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlbench.contract import BlockHook, Setup
+from dlbench import BlockHook, Setup
 from dlbench_pytorch import models
 
 EVAL_BATCH = 1024

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from dlbench.contract import BlockHook, Setup
+from dlbench import BlockHook, Setup
 from dlbench_keras import pipeline, runtime
 from dlbench_keras.framework import Variant
 from dlbench_keras.models import build_model, trainable_params

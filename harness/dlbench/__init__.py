@@ -1,0 +1,59 @@
+"""dlbench: a fair, reproducible benchmark harness for deep-learning frameworks.
+
+This module is the public front for plugin authors, as ``pytest`` is over ``_pytest``: a plugin imports
+only the names below. Every other module of the package is internal and may change between releases.
+The core never imports a framework; plugins do, inside the worker process that runs one case.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlbench.contract import BlockHook, Framework, FrameworkUnavailable, Register, Session, Setup, TaskData
+from dlbench.hookspecs import hookimpl
+from dlbench.zoo import ModelSpec
+
+
+def _version() -> str:
+    """One version string: the installed distribution's metadata, else pyproject.toml of this checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("dlbench")
+    except metadata.PackageNotFoundError:  # PYTHONPATH=harness on a machine where nothing is installed
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            found = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), re.MULTILINE)
+        except OSError:
+            found = None
+        return f"{found.group(1)}+checkout" if found else "0+unknown"
+
+
+__version__ = _version()
+
+
+def __getattr__(name: str) -> Any:
+    """The conformance kit imports pytest, so it loads only when a plugin's test suite asks for it."""
+    if name == "FrameworkConformance":
+        from dlbench.testing import FrameworkConformance
+
+        return FrameworkConformance
+    raise AttributeError(f"module 'dlbench' has no attribute {name!r}")
+
+
+__all__ = [
+    "BlockHook",
+    "Framework",
+    "FrameworkConformance",
+    "FrameworkUnavailable",
+    "ModelSpec",
+    "Register",
+    "Session",
+    "Setup",
+    "TaskData",
+    "__version__",
+    "hookimpl",
+]
