@@ -14,6 +14,7 @@ from dlbench.data import DataError, TASKS, load_task, task_status
 from dlbench.data import cache
 from dlbench.testing import datafiles as testing
 from dlbench.zoo import MAXLEN, VOCAB
+from dlbench.errors import UnknownName
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_debian_fashion = pytest.mark.skipif(
@@ -58,7 +59,7 @@ def test_status_missing_fashion_points_to_apt_and_fetch(monkeypatch):
 
 
 def test_unknown_task_lists_choices():
-    with pytest.raises(KeyError, match="fashion_mnist"):
+    with pytest.raises(UnknownName, match="fashion_mnist"):
         task_status("cifar")
 
 

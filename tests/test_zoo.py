@@ -3,6 +3,7 @@
 import pytest
 
 from dlbench.zoo import MODELS, get_model
+from dlbench.errors import UnknownName
 
 IMAGE, TEXT = (28, 28, 1), (100,)
 
@@ -32,5 +33,5 @@ def test_every_model_has_targets_and_a_known_loss():
 
 
 def test_unknown_model_lists_the_valid_names():
-    with pytest.raises(KeyError, match="choose from softmax, mlp"):
+    with pytest.raises(UnknownName, match="choose from softmax, mlp"):
         get_model("resnet")

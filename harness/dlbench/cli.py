@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from dlbench import __version__
 from dlbench.errors import UsageError
 
+if TYPE_CHECKING:
+    from dlbench.rundir import RunDir
+
 EXIT_USAGE, EXIT_CASE_FAILED, EXIT_INTERRUPTED = 2, 1, 130
-RUN_OPTIONS_FILE = "run.json"
 
 
 class Parser(argparse.ArgumentParser):
@@ -124,14 +125,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dlbench import runner
     from dlbench.plan import Selection, make_plan
     from dlbench.plugins import load_registry
-    from dlbench.results import load_records
+    from dlbench.rundir import RunDir
 
     if args.resume:
-        args, out, finished, run_id = _resume(args)
+        args, run_dir, finished, run_id = _resume(args)
     else:
         if not (args.all or args.framework or args.model or args.task):
             raise UsageError("say what to run: --all, or choose with -f/-m/-t (see dlbench list)")
-        out = Path(args.out) if args.out else Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = RunDir(Path(args.out) if args.out else Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S"))
+        if run_dir.has_results():
+            raise UsageError(f"--out {run_dir}: the folder already holds the results of a run; continue it with "
+                             f"--resume {run_dir}, or choose a new folder")
         finished, run_id = frozenset(), None
     from tabulate import tabulate_formats
 
@@ -143,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           args.batch_size or [128], args.data_dir)
     registry = load_registry()
     plan = make_plan(registry, selection)
-    options = runner.RunOptions(out=out, profile=args.profile, threads=args.threads, seed=args.seed,
+    options = runner.RunOptions(profile=args.profile, threads=args.threads, seed=args.seed,
                                 repeat=args.repeat, steps=args.steps, infer_batch_size=args.infer_batch_size,
                                 target=args.target, augment=args.augment, data_dir=args.data_dir,
                                 case_timeout=args.case_timeout, verbose=args.verbose)
@@ -151,29 +155,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     for note in plan.notes:
         say(f"note: {note}")
     say(f"{len(plan.cases)} cases x {args.repeat} repeat(s), {len(plan.skipped)} skipped for missing data; "
-        f"profile {args.profile}, {args.threads} thread(s); results in {out}/results.jsonl")
-    with _run_lock(out):
-        manifest = {"argv": _saved_options(args), "out": str(out), "status": "running",
+        f"profile {args.profile}, {args.threads} thread(s); results in {run_dir.results}")
+    with run_dir.lock():
+        manifest = {"argv": _saved_options(args), "out": str(run_dir), "status": "running",
                     "started": datetime.now().isoformat(timespec="seconds"), "dlbench": __version__}
-        runner.write_manifest(out, manifest)
+        run_dir.write_manifest(manifest)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            state = runner.run_plan(plan, registry, options, say, finished, run_id)
+            state = runner.run_plan(plan, registry, options, run_dir, say, finished, run_id)
         finally:
             signal.signal(signal.SIGTERM, previous)
         manifest.update(run_id=state.run_id, status="interrupted" if state.interrupted else "complete",
                         ended=datetime.now().isoformat(timespec="seconds"), cases_run=state.done)
-        runner.write_manifest(out, manifest)
-    records = [r for r in load_records([out / "results.jsonl"])]
+        run_dir.write_manifest(manifest)
+    records = run_dir.records()
     from dlbench.report.table import comparison_table
 
     print(comparison_table(records, fmt=args.format))
     if args.report:
         from dlbench.report import write_report
 
-        say(f"report: {write_report(records, out / 'report')}")
+        say(f"report: {write_report(records, run_dir.report)}")
     if state.interrupted:
-        say(f"run interrupted; continue it with: dlbench run --resume {out}")
+        say(f"run interrupted; continue it with: dlbench run --resume {run_dir}")
         return EXIT_INTERRUPTED
     failed = [r for r in records if r["run_id"] == state.run_id and r["status"] in ("failed", "crashed", "timeout")]
     return EXIT_CASE_FAILED if failed else 0
@@ -187,64 +191,15 @@ def _saved_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in ("func", "resume", "command")}
 
 
-def _resume(args: argparse.Namespace) -> tuple[argparse.Namespace, Path, frozenset, Optional[str]]:
+def _resume(args: argparse.Namespace) -> tuple[argparse.Namespace, "RunDir", frozenset, Optional[str]]:
     """The options of the interrupted run in ``args.resume``, and the (case, repeat) pairs it finished."""
-    from dlbench.results import ResultsError, iter_records, truncate_torn_tail
+    from dlbench.rundir import RunDir
 
-    out = Path(args.resume)
-    try:
-        manifest = json.loads((out / RUN_OPTIONS_FILE).read_text())
-        saved = manifest["argv"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"--resume {out}: no readable {RUN_OPTIONS_FILE}; is it a dlbench run folder?") from None
-    resumed = argparse.Namespace(**{**vars(args), **saved, "resume": str(out)})
-    results = out / "results.jsonl"
-    finished: set[tuple[str, int]] = set()
-    run_id = manifest.get("run_id")
-    if results.exists():
-        truncate_torn_tail(results)
-        try:
-            for record in iter_records(results):
-                finished.add((record.get("case_id", ""), int(record.get("repeat", 0))))
-                run_id = run_id or record["run_id"]
-        except ResultsError as exc:
-            raise UsageError(f"--resume: {exc}") from None
-    return resumed, out, frozenset(finished), run_id
-
-
-class _run_lock:
-    """One ``dlbench run`` per output folder: a second one refuses instead of interleaving records."""
-
-    def __init__(self, out: Path):
-        self.path = out / ".lock"
-
-    def __enter__(self) -> "_run_lock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if _lock_is_stale(self.path):
-                    self.path.unlink(missing_ok=True)
-                    continue
-                raise UsageError(f"{self.path.parent} is in use by another dlbench run (pid "
-                                 f"{self.path.read_text().strip() or '?'}); choose another --out") from None
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            return self
-        raise UsageError(f"cannot lock {self.path}; remove it if no dlbench run is using the folder")
-
-    def __exit__(self, *exc: Any) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def _lock_is_stale(path: Path) -> bool:
-    try:
-        pid = int(path.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return True
-    return False
+    run_dir = RunDir(Path(args.resume))
+    manifest = run_dir.read_manifest()
+    resumed = argparse.Namespace(**{**vars(args), **manifest["argv"], "resume": str(run_dir)})
+    finished, run_id = run_dir.finished()
+    return resumed, run_dir, finished, manifest.get("run_id") or run_id
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
+from dlbench.errors import FrameworkUnavailable  # noqa: F401  (part of the contract; re-exported)
+
 if TYPE_CHECKING:  # numpy is only needed by type checkers here; workers import it anyway
     import numpy as np
 
     from dlbench.zoo import ModelSpec
 
-
-class FrameworkUnavailable(Exception):
-    """Raised by ``Framework.version()`` when the framework is not installed; the message says how to get it."""
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def gpu_names() -> list[str]:
 
 def git_commit() -> str:
     """The dlbench source commit (with '+dirty' when the tree has changes), or '' outside a checkout."""
-    source = Path(dlbench.__file__).resolve().parent.parent
+    source = Path(dlbench.__file__).resolve().parents[2]  # harness/dlbench/__init__.py -> the checkout
     if not (source / ".git").exists() or not shutil.which("git"):
         return ""
     try:

@@ -13,6 +13,7 @@ import pluggy
 
 from dlbench import hookspecs
 from dlbench.contract import Framework
+from dlbench.errors import UnknownName
 
 ENTRY_POINT_GROUP = "dlbench"
 DISABLE_ENV = "DLBENCH_DISABLE_PLUGINS"  # comma-separated plugin names to skip
@@ -42,8 +43,7 @@ class Registry:
         try:
             return self.frameworks[name]
         except KeyError:
-            known = ", ".join(self.frameworks) or "none installed"
-            raise KeyError(f"unknown framework {name!r}; choose from {known}") from None
+            raise UnknownName("framework", name, self.frameworks) from None
 
 
 def make_manager() -> pluggy.PluginManager:

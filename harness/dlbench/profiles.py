@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from dlbench.errors import UnknownName
 from dlbench.zoo import ModelSpec
 
 
@@ -70,7 +71,7 @@ def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise KeyError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}") from None
+        raise UnknownName("profile", name, PROFILES) from None
 
 
 def blocks_plan(steps: int, step_s: float, profile: Profile) -> tuple[int, int]:

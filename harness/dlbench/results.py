@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
+from dlbench.errors import ResultsError
+from dlbench.rundir import results_file
+
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped", "crashed", "timeout")
 CASE_KEYS = ("framework", "variant", "model", "task", "device", "batch_size")
@@ -30,10 +33,6 @@ _REQUIRED: dict[str, tuple[type, ...]] = {
     "status": (str,),
     "metrics": (dict,),
 }
-
-
-class ResultsError(Exception):
-    """A results file that cannot be read; the message names the file and line."""
 
 
 def case_id(record: dict[str, Any]) -> str:
@@ -125,10 +124,7 @@ def load_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
     """All records of several results files, in order."""
     records: list[dict[str, Any]] = []
     for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            path = path / "results.jsonl"
-        records.extend(iter_records(path))
+        records.extend(iter_records(results_file(Path(path))))
     return records
 
 

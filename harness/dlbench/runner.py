@@ -23,14 +23,14 @@ from dlbench import env as envmod
 from dlbench.data import TASKS
 from dlbench.plan import Case, Plan
 from dlbench.plugins import Registry
-from dlbench.results import SCHEMA_VERSION, append_record, clean_numbers
+from dlbench.results import SCHEMA_VERSION
+from dlbench.rundir import RunDir
 
 STDERR_TAIL_LINES = 20
 
 
 @dataclass
 class RunOptions:
-    out: Path
     profile: str = "quick"
     threads: int = 1
     seed: int = 0
@@ -78,13 +78,12 @@ def base_record(case: Case, repeat: int, run_id: str, options: RunOptions, envir
     }
 
 
-def run_plan(plan: Plan, registry: Registry, options: RunOptions, say: Callable[[str], None],
+def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDir, say: Callable[[str], None],
              finished: frozenset[tuple[str, int]] = frozenset(), run_id: Optional[str] = None) -> RunState:
-    """Run every planned case ``options.repeat`` times; skipped cases are recorded once."""
+    """Run every planned case ``options.repeat`` times into ``run_dir``; skipped cases are recorded once."""
     from dlbench.profiles import get_profile
 
-    options.out.mkdir(parents=True, exist_ok=True)
-    results = options.out / "results.jsonl"
+    run_dir.create()
     environment = envmod.capture()
     todo = [(c, r) for c, r in schedule(plan.cases, options.repeat) if (c.id, r) not in finished]
     state = RunState(run_id or new_run_id(), len(todo))
@@ -92,31 +91,28 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, say: Callable[
         if (case.id, 0) not in finished:
             record = base_record(case, 0, state.run_id, options, environment, registry)
             record.update(status="skipped", error=reason)
-            append_record(results, record)
+            run_dir.append(record)
     timeout = options.case_timeout or get_profile(options.profile).case_timeout_s
-    logs = options.out / "logs"
-    logs.mkdir(exist_ok=True)
     for case, repeat in todo:
         say(_progress_line(state, case, repeat, options.repeat))
         record = base_record(case, repeat, state.run_id, options, environment, registry)
         started = time.monotonic()
+        log_path = run_dir.log_path(case.id, repeat)
         try:
-            outcome = run_worker(case, options, timeout, logs / f"{_safe(case.id)}-r{repeat}.log")
+            outcome = run_worker(case, options, timeout, log_path)
         except KeyboardInterrupt:
             state.interrupted = True
-            say("interrupted: the running case was stopped; finished results are in " + str(results))
+            say("interrupted: the running case was stopped; finished results are in " + str(run_dir.results))
             break
         record.update(outcome)
         record["wall_s"] = time.monotonic() - started
-        append_record(results, clean_numbers(record))
+        if record["status"] != "ok":
+            record["log"] = str(log_path)
+        run_dir.append(record)
         state.done += 1
         state.durations.append(record["wall_s"])
         say(_outcome_line(record))
     return state
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
 def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path) -> dict[str, Any]:
@@ -186,7 +182,8 @@ def _progress_line(state: RunState, case: Case, repeat: int, repeats: int) -> st
 def _outcome_line(record: dict[str, Any]) -> str:
     m = record.get("metrics") or {}
     if record["status"] != "ok":
-        return f"    {record['status']}: {record.get('error')}"
+        log = f" (log: {record['log']})" if record.get("log") else ""
+        return f"    {record['status']}: {record.get('error')}{log}"
     parts = []
     if "train_samples_per_s" in m:
         parts.append(f"train {m['train_samples_per_s']:,.0f}/s")
@@ -201,13 +198,6 @@ def _outcome_line(record: dict[str, Any]) -> str:
 def _duration(seconds: float) -> str:
     minutes, seconds = divmod(int(seconds), 60)
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
-def write_manifest(out: Path, data: dict[str, Any]) -> None:
-    """A small JSON file saying what the run is and whether it completed (atomic replace)."""
-    tmp = out / "run.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, out / "run.json")
 
 
 def stream(text: str, handle: TextIO = sys.stderr) -> None:

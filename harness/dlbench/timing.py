@@ -20,7 +20,7 @@ import numpy as np
 
 from dlbench.contract import Session, TaskData
 from dlbench.profiles import Profile, blocks_plan
-from dlbench.stats import percentile, summarise
+from dlbench.stats import percentile
 
 clock = time.perf_counter
 
@@ -188,11 +188,3 @@ def _batch_of(x: np.ndarray, size: int) -> np.ndarray:
         return x[:size]
     return np.concatenate([x] * math.ceil(size / len(x)))[:size]
 
-
-def rate_summary(prefix: str, rates: list[float]) -> dict[str, Any]:
-    """``{prefix}_samples_per_s`` (median), its CI, relative IQR and the per-block rates."""
-    summary = summarise(rates)
-    if summary is None:
-        return {}
-    return {f"{prefix}_samples_per_s": summary.median, f"{prefix}_ci95": list(summary.ci95),
-            f"{prefix}_iqr_rel": summary.iqr_rel, f"{prefix}_blocks": rates}

@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
 
+from dlbench.errors import UnknownName
+
 
 @dataclass(frozen=True)
 class Flatten:
@@ -111,6 +113,26 @@ Layer = Union[Flatten, Dense, Dropout, Conv2D, MaxPool2D, BatchNorm, Activation,
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """How every framework trains and evaluates a zoo model: one source, read by every plugin from the spec."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    eval_batch_size: int = 1024  # evaluate() works through the test set in batches of this size
+    precision: str = "float32"
+
+    def describe(self) -> str:
+        return (f"{self.optimizer}(learning_rate={self.learning_rate:g}, beta_1={self.beta_1:g}, "
+                f"beta_2={self.beta_2:g}, epsilon={self.epsilon:g})")
+
+
+RECIPE = Recipe()
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A zoo model: its layers and what it is for. Counts depend on the task's input shape."""
 
@@ -121,6 +143,7 @@ class ModelSpec:
     origin: str
     targets: Mapping[str, float] = field(default_factory=dict)  # task -> validation accuracy target
     training_loop: str = "standard"  # "custom": the tutorial used a hand-written loop (mlp64)
+    recipe: Recipe = RECIPE  # optimiser, its hyper-parameters, evaluation batch, precision
 
     @property
     def loss(self) -> str:
@@ -129,7 +152,8 @@ class ModelSpec:
     @property
     def outputs(self) -> int:
         last = self.layers[-1]
-        assert isinstance(last, Dense)
+        if not isinstance(last, Dense):
+            raise ValueError(f"model {self.name}: the last layer must be Dense (the classifier), got {last.kind}")
         return last.units
 
     def shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -261,11 +285,11 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def get_model(name: str) -> ModelSpec:
-    """The spec named ``name``; KeyError lists the valid names."""
+    """The spec named ``name``; UnknownName lists the valid names."""
     try:
         return MODELS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
+        raise UnknownName("model", name, MODELS) from None
 
 
 def target_for(spec: ModelSpec, task: str) -> Optional[float]:

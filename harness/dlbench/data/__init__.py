@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from dlbench.contract import TaskData
-from dlbench.data.errors import DataError
+from dlbench.errors import DataError, UnknownName
 from dlbench.data.tasks import TASKS, Task, search_dirs
 
 
@@ -36,7 +36,7 @@ def get_task(name: str) -> Task:
     try:
         return TASKS[name]
     except KeyError:
-        raise KeyError(f"unknown task {name!r}; choose from {', '.join(TASKS)}") from None
+        raise UnknownName("task", name, TASKS) from None
 
 
 def task_status(name: str, data_dir: Optional[str] = None) -> TaskStatus:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dlbench.data.errors import DataError
+from dlbench.errors import DataError
 from dlbench.errors import UsageError
 
 

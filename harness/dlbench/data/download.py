@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
-from dlbench.data.errors import DataError
+from dlbench.errors import DataError
 
 CHUNK = 1 << 16
 USER_AGENT = "dlbench-data-fetch"

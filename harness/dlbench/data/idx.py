@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench.data.errors import DataError
+from dlbench.errors import DataError
 
 _UINT8 = 0x08
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench.data.errors import DataError
+from dlbench.errors import DataError
 
 _ALLOWED_GLOBALS = frozenset({
     ("numpy", "ndarray"),

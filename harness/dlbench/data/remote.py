@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 from dlbench.data.cache import cache_dir
-from dlbench.data.errors import DataError
+from dlbench.errors import DataError
 
 KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 ZALANDO_BASE = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"

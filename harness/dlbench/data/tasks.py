@@ -19,7 +19,7 @@ import numpy as np
 
 from dlbench.contract import TaskData
 from dlbench.data.cache import cache_dir, cached
-from dlbench.data.errors import DataError
+from dlbench.errors import DataError
 from dlbench.data.idx import read_idx
 from dlbench.data.npzfile import read_npz, require_keys
 from dlbench.data.split import split_validation

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from dlbench.data.errors import DataError
+from dlbench.errors import DataError
 
 PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3
 KERAS_SHUFFLE_SEED = 113  # imdb.load_data's default seed: reproduces its order exactly

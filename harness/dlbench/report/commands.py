@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from dlbench.errors import UsageError
 from dlbench.results import ResultsError, load_records
+from dlbench.rundir import RESULTS, results_file
 
 
 def add_commands(subparsers: Any) -> None:
@@ -64,7 +65,7 @@ def add_commands(subparsers: Any) -> None:
 def read_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Records of the given files (a folder means its results.jsonl); UsageError naming the bad input."""
     for path in paths:
-        target = path / "results.jsonl" if path.is_dir() else path
+        target = results_file(path)
         if not target.is_file():
             raise UsageError(f"{target}: no such results file; give the results.jsonl that `dlbench run` wrote")
     try:
@@ -99,8 +100,8 @@ def report_command(args: argparse.Namespace) -> int:
     out = args.output or Path("reports") / re.sub(r"[^A-Za-z0-9_.-]+", "_", str(records[0]["run_id"]))
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: is a file; give a folder for the report")
-    target = (out / "results.jsonl").resolve()
-    inputs = [(p / "results.jsonl" if p.is_dir() else p).resolve() for p in args.results]
+    target = results_file(out).resolve() if out.is_dir() else (out / RESULTS).resolve()
+    inputs = [results_file(p).resolve() for p in args.results]
     if target in inputs and len(inputs) > 1:
         raise UsageError(f"-o {out}: would overwrite the input {target}; choose another report folder")
     write_report(records, out, sources=[str(p) for p in args.results])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from typing import Any, Optional
 
+from dlbench.metrics import derive_metrics
 from dlbench.results import SCHEMA_VERSION, case_id
-from dlbench.stats import summarise
 
 ENV = {"python": "3.11.7", "platform": "Linux-6.1-x86_64", "cpu": "Example CPU @ 2.0GHz", "cores": 2,
        "gpu": [], "dlbench_version": "0.1.0", "git_commit": "0123456789abcdef", "hostname": "bench-1"}
@@ -54,23 +54,20 @@ def _metrics(rng: random.Random, train: float, infer: float, latency_ms: float, 
     level = 1 + noise * rng.gauss(0, 1)  # this repeat's own offset (process-to-process variation)
     metrics: dict[str, Any] = {}
     for prefix, true_rate in (("train", train), ("infer", infer)):
-        rates = [max(true_rate * level * (1 + noise * rng.gauss(0, 1)), 1e-6) for _ in range(blocks)]
-        s = summarise(rates)
-        metrics.update({f"{prefix}_samples_per_s": s.median, f"{prefix}_ci95": list(s.ci95),
-                        f"{prefix}_iqr_rel": s.iqr_rel, f"{prefix}_blocks": rates})
+        metrics[f"{prefix}_blocks"] = [max(true_rate * level * (1 + noise * rng.gauss(0, 1)), 1e-6)
+                                       for _ in range(blocks)]
     p50 = latency_ms / level
     metrics.update({
-        "noisy": metrics["train_iqr_rel"] > 0.10 or metrics["infer_iqr_rel"] > 0.10,
         "train_steps": blocks * 20 + 1, "block_steps": 20, "first_step_s": 0.8 + 0.1 * rng.random(),
-        "compile_s": 0.75, "infer_batch_size": 1024,
+        "infer_batch_size": 1024,
         "latency_ms": {"p50": p50, "p90": p50 * 1.3, "p99": p50 * 2.1, "mean": p50 * 1.1, "count": 200},
         "accuracy": min(1.0, max(0.0, accuracy + 0.005 * rng.gauss(0, 1))), "loss": 0.2, "val_accuracy": accuracy,
         "initial_loss": 2.31, "expected_initial_loss": 2.302585, "target_accuracy": 0.9,
         "time_to_accuracy_s": None if tta_s is None else tta_s * (1 + noise * rng.gauss(0, 1)),
-        "params": 110_000, "flops_per_sample": 2_000_000, "train_gflops_per_s": 3 * 2e-3 * train,
-        "infer_gflops_per_s": 2e-3 * infer, "peak_memory_mb": 512.0, "load_s": 0.1, "prepare_s": 0.2,
+        "params": 110_000, "flops_per_sample": 2_000_000, "peak_memory_mb": 512.0, "load_s": 0.1,
+        "prepare_s": 0.2,
     })
-    return metrics
+    return derive_metrics(metrics, batch_size)
 
 
 def make_records(cases: list[dict[str, Any]], repeats: int = 3, seed: int = 0, **common: Any) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ import pytest
 
 from dlbench.contract import Setup, TaskData
 from dlbench.plugins import ENTRY_POINT_GROUP, EXTRA_ENV, load_registry
+from dlbench.rundir import RunDir
 from dlbench.testing.probes import CountingHook, batch_dimension, clock_guard, to_numpy
 from dlbench.zoo import MODELS, Dropout, ModelSpec, SpatialDropout1D, get_model
 
@@ -453,7 +454,7 @@ class FrameworkConformance:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [*_pythonpath_for(kit.info.name),
                                                               env.get("PYTHONPATH")]))
         done = subprocess.run(command, capture_output=True, text=True, timeout=self.worker_timeout, env=env)
-        results = out / "results.jsonl"
+        results = RunDir(out).results
         records = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
         assert records, f"no record; exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         record = records[0]

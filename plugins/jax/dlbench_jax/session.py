@@ -6,7 +6,7 @@ dispatches asynchronously: ``train`` and ``predict`` return with work queued, ``
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from importlib import metadata
 from typing import Any, Mapping, Optional
 
@@ -20,7 +20,6 @@ from dlbench import BlockHook, Setup
 
 jax.config.update("jax_default_matmul_precision", "highest")  # true float32 on GPUs too (no TF32)
 GLOROT = nn.initializers.xavier_uniform()
-EVAL_BATCH = 1024
 ACTIVATIONS = {"linear": lambda x: x, "relu": nn.relu, "tanh": jnp.tanh, "sigmoid": nn.sigmoid}
 
 
@@ -89,7 +88,10 @@ class Net(nn.Module):
         return x
 
 
-TX = optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-7)
+@lru_cache(maxsize=None)
+def _optimizer(recipe: Any) -> optax.GradientTransformation:
+    """The zoo recipe's Adam; cached so that the jitted step sees one (hashable) object per recipe."""
+    return optax.adam(recipe.learning_rate, b1=recipe.beta_1, b2=recipe.beta_2, eps=recipe.epsilon)
 
 
 # Pure functions, jitted once per process for each (net, batch size): Linen modules hash by value, so two
@@ -107,8 +109,8 @@ def _losses(net: Net, logits: Any, y: Any) -> Any:
     return optax.softmax_cross_entropy_with_integer_labels(logits, y)
 
 
-@partial(jax.jit, static_argnums=(0, 1), donate_argnums=2)
-def _train_step(net: Net, batch: int, state: Any, x_all: Any, y_all: Any, order: Any, cursor: Any) -> Any:
+@partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=3)
+def _train_step(net: Net, batch: int, tx: Any, state: Any, x_all: Any, y_all: Any, order: Any, cursor: Any) -> Any:
     params, stats, opt_state, key, step = state
     index = jax.lax.dynamic_slice_in_dim(order, cursor * batch, batch)
 
@@ -117,7 +119,7 @@ def _train_step(net: Net, batch: int, state: Any, x_all: Any, y_all: Any, order:
         return _losses(net, logits, y_all[index]).mean(), updated.get("batch_stats", stats)
 
     grads, stats = jax.grad(loss, has_aux=True)(params)
-    updates, opt_state = TX.update(grads, opt_state, params)
+    updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), stats, opt_state, key, step + 1
 
 
@@ -151,7 +153,8 @@ class JaxSession:
         variables = _init(self.net, init_key, self.stage(data.x_train[:1]))
         params, stats = variables["params"], variables.get("batch_stats", {})
         # (params, batch stats, Adam state, dropout key, step): donated to each step, replaced by its result
-        self.state = (params, stats, TX.init(params), dropout_key, jnp.zeros((), jnp.int32))
+        self.tx = _optimizer(spec.recipe)
+        self.state = (params, stats, self.tx.init(params), dropout_key, jnp.zeros((), jnp.int32))
         self.x_train, self.y_train = self.stage(data.x_train), self._labels(data.y_train)
         self.batch, self.batches = setup.batch_size, len(data.x_train) // setup.batch_size
         if self.batches < 1:
@@ -170,7 +173,7 @@ class JaxSession:
             if self.cursor == self.batches:  # a new permutation per epoch, the partial batch dropped
                 self.order = jax.device_put(self.rng.permutation(len(self.x_train)).astype(np.int32))
                 self.cursor = 0
-            self.state = _train_step(self.net, self.batch, self.state, self.x_train, self.y_train, self.order,
+            self.state = _train_step(self.net, self.batch, self.tx, self.state, self.x_train, self.y_train, self.order,
                                      self.cursor)
             self.cursor += 1
             if every and done % every == 0:
@@ -178,9 +181,10 @@ class JaxSession:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         loss, hits = 0.0, 0.0
-        for start in range(0, len(x), EVAL_BATCH):
-            xb, yb = x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH]
-            size = min(EVAL_BATCH, 1 << max(5, (len(xb) - 1).bit_length()))  # few shapes, few compilations
+        step = self.setup.spec.recipe.eval_batch_size
+        for start in range(0, len(x), step):
+            xb, yb = x[start:start + step], y[start:start + step]
+            size = min(step, 1 << max(5, (len(xb) - 1).bit_length()))  # few shapes, few compilations
             batch_loss, batch_hits = _eval_batch(self.net, self.state[0], self.state[1], self.stage(_pad(xb, size)),
                                                  self._labels(_pad(yb, size)), np.arange(size) < len(xb))
             loss, hits = loss + float(batch_loss), hits + float(batch_hits)
@@ -209,7 +213,7 @@ class JaxSession:
             "device_name": self.device.device_kind,
             "seed": f"jax.random.PRNGKey({self.setup.seed}) split for init and dropout (folded with the step); "
                     f"numpy permutation per epoch seeded {self.setup.seed}, partial batch dropped",
-            "optimizer": "optax.adam(1e-3, b1=0.9, b2=0.999, eps=1e-7)",
+            "optimizer": f"optax.adam: {self.setup.spec.recipe.describe()}",
             "loss": "sigmoid_binary_cross_entropy" if self.binary else "softmax_cross_entropy_with_integer_labels",
             "lstm": "own Linen cell: fused glorot kernel, orthogonal recurrent kernel, one bias per gate (Keras')",
             "data": "whole training set resident on the device; batches gathered by index inside the jitted step",

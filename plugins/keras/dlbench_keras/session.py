@@ -11,7 +11,6 @@ from dlbench_keras import pipeline, runtime
 from dlbench_keras.framework import Variant
 from dlbench_keras.models import build_model, trainable_params
 
-EVAL_BATCH = 1024
 
 
 class KerasSession:
@@ -31,7 +30,9 @@ class KerasSession:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.loss_fn = loss
-        self.optimizer = keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+        recipe = setup.spec.recipe
+        self.optimizer = keras.optimizers.Adam(learning_rate=recipe.learning_rate, beta_1=recipe.beta_1,
+                                               beta_2=recipe.beta_2, epsilon=recipe.epsilon)
         self.model.compile(optimizer=self.optimizer, loss=loss, metrics=[metric], jit_compile=self._jit())
         x_train, y_train = data.x_train, self._labels(data.y_train)
         if variant.backend == "tensorflow":
@@ -70,7 +71,7 @@ class KerasSession:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """``model.evaluate`` in inference mode, batches of 1024; the loss is the mean over samples."""
-        logs = self.model.evaluate(x, self._labels(y), batch_size=EVAL_BATCH, verbose=0, return_dict=True)
+        logs = self.model.evaluate(x, self._labels(y), batch_size=self.setup.spec.recipe.eval_batch_size, verbose=0, return_dict=True)
         return float(logs["loss"]), float(logs["accuracy"])
 
     def stage(self, x: np.ndarray) -> Any:
@@ -130,10 +131,10 @@ class KerasSession:
             "device": self.setup.device,
             "device_name": rt.device_name,
             "predict_method": "model.predict_on_batch (compiled forward, training=False, returns numpy)",
-            "evaluate_method": f"model.evaluate(batch_size={EVAL_BATCH})",
+            "evaluate_method": f"model.evaluate(batch_size={self.setup.spec.recipe.eval_batch_size})",
             "data_pipeline": pipe,
             "loss": type(self.loss_fn).__name__ + "(from_logits=True)",
-            "optimizer": "keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)",
+            "optimizer": f"keras.optimizers.Adam: {self.setup.spec.recipe.describe()}",
             "seed": (f"keras.utils.set_random_seed({self.setup.seed})" if variant.backend == "tensorflow" else
                      f"random, numpy{', torch' if variant.backend == 'torch' else ''} seeded {self.setup.seed}")
                     + f"; initialiser and dropout seeds derived from {self.setup.seed}; new permutation per epoch, "

@@ -17,8 +17,6 @@ from torch import nn
 from dlbench import BlockHook, Setup
 from dlbench_pytorch import models
 
-EVAL_BATCH = 1024
-ADAM = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
 
 
 class TorchSession:
@@ -38,7 +36,9 @@ class TorchSession:
         self.binary = spec.outputs == 1
         self.net = models.build(spec, data.input_shape).to(self.device)
         self.loss_fn: nn.Module = nn.BCEWithLogitsLoss() if self.binary else nn.CrossEntropyLoss()
-        self.optimizer = torch.optim.Adam(models.trainable(self.net), **ADAM)
+        recipe = setup.spec.recipe
+        self.optimizer = torch.optim.Adam(models.trainable(self.net), lr=recipe.learning_rate,
+                                          betas=(recipe.beta_1, recipe.beta_2), eps=recipe.epsilon)
         # compile: torch.compile is lazy, so the first train(1) carries the compile time; predict compiles
         # its inference graph on its first call. evaluate (accuracy checks) runs the eager module.
         self.compiled = setup.variant == "compile"
@@ -94,9 +94,10 @@ class TorchSession:
         total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         with torch.inference_mode():
-            for start in range(0, len(inputs), EVAL_BATCH):
-                out = self.net(inputs[start:start + EVAL_BATCH])
-                target = labels[start:start + EVAL_BATCH]
+            step = self.setup.spec.recipe.eval_batch_size
+            for start in range(0, len(inputs), step):
+                out = self.net(inputs[start:start + step])
+                target = labels[start:start + step]
                 if self.binary:
                     total_loss += nn.functional.binary_cross_entropy_with_logits(out, target, reduction="sum")
                     correct += ((out > 0) == (target > 0.5)).sum()
@@ -140,7 +141,7 @@ class TorchSession:
             "device_name": _device_name(self.device),
             "seed": f"torch.manual_seed({self.setup.seed}) before building; shuffling with a "
                     f"torch.Generator seeded {self.setup.seed}, new permutation per epoch, last partial batch dropped",
-            "optimizer": "torch.optim.Adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-7), default implementation",
+            "optimizer": f"torch.optim.Adam: {self.setup.spec.recipe.describe()}, default implementation",
             "loss": "BCEWithLogitsLoss" if self.binary else "CrossEntropyLoss",
             "lstm_bias": "bias_hh frozen at zero (torch has two bias vectors, Keras one)",
             "data": "whole training set resident on the device; batches gathered by index",
