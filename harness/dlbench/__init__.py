@@ -11,6 +11,7 @@ from typing import Any
 
 from dlbench.contract import BlockHook, Framework, FrameworkUnavailable, Register, Session, Setup, TaskData
 from dlbench.hookspecs import hookimpl
+from dlbench.probes import cpu_model, gpu_names, torch_strict_float32, torch_thread_budget
 from dlbench.zoo import ModelSpec
 
 
@@ -55,5 +56,9 @@ __all__ = [
     "Setup",
     "TaskData",
     "__version__",
+    "cpu_model",
+    "gpu_names",
     "hookimpl",
+    "torch_strict_float32",
+    "torch_thread_budget",
 ]

@@ -9,13 +9,14 @@ reports the values really in force.
 from __future__ import annotations
 
 import os
-import platform
 import random
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Iterator
+
+from dlbench import cpu_model, torch_strict_float32, torch_thread_budget
 
 
 @dataclass
@@ -100,7 +101,7 @@ def _load_tensorflow(device: str, threads: int) -> Runtime:
     if intra != threads:  # a record must never claim a thread budget that was not in force
         raise RuntimeError(f"TensorFlow already runs with {intra or 'all cores'} intra-op threads in this process; "
                            f"a session with a budget of {threads} needs a fresh process")
-    name = _gpu_name_tf(tf) if device == "gpu" else _cpu_name()
+    name = _gpu_name_tf(tf) if device == "gpu" else cpu_model()
     return Runtime(keras, "tensorflow", device, f"{intra_how} -> {intra or 'all cores'} intra-op threads",
                    f"{inter_how} -> {inter or 'all cores'}", name,
                    {"keras": keras.__version__, "tensorflow": tf.__version__}, tf32, tf=tf)
@@ -128,25 +129,17 @@ def _load_torch(device: str, threads: int) -> Runtime:
         os.environ["KERAS_TORCH_DEVICE"] = "cuda" if device == "gpu" else "cpu"
     import torch
 
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(threads)
-        inter_how = f"torch.set_num_interop_threads({threads})"
-    except RuntimeError:  # only settable once per process, before any inter-op work
-        inter_how = "already fixed in this process (set_num_interop_threads refused)"
+    budget = torch_thread_budget(torch, threads)  # the same set-up as the PyTorch plugin's
     tf32 = None
     if device == "gpu":
         if not torch.cuda.is_available():
             raise RuntimeError("device 'gpu' requested but torch sees no CUDA device")
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        tf32 = "off: torch allow_tf32=False for cuda matmul and cudnn"
+        tf32 = torch_strict_float32(torch)
 
     import keras
 
-    name = torch.cuda.get_device_name(0) if device == "gpu" else _cpu_name()
-    intra = f"torch.set_num_threads({threads}) -> {torch.get_num_threads()} intra-op threads"
-    return Runtime(keras, "torch", device, intra, f"{inter_how} -> {torch.get_num_interop_threads()}", name,
+    name = torch.cuda.get_device_name(0) if device == "gpu" else cpu_model()
+    return Runtime(keras, "torch", device, budget["threads"], budget["interop_threads"], name,
                    {"keras": keras.__version__, "torch": torch.__version__}, tf32, torch=torch)
 
 
@@ -157,7 +150,7 @@ def _load_jax(device: str, threads: int) -> Runtime:
     import keras
 
     how = f"not applied: JAX/XLA has no thread-count API (budget was {threads}); XLA uses all cores"
-    name = str(jax.devices()[0].device_kind) if device == "gpu" else _cpu_name()
+    name = str(jax.devices()[0].device_kind) if device == "gpu" else cpu_model()
     return Runtime(keras, "jax", device, how, how, name,
                    {"keras": keras.__version__, "jax": jax.__version__, "jaxlib": metadata.version("jaxlib")},
                    jax=jax)
@@ -176,13 +169,3 @@ def _seed(runtime: Runtime, seed: int) -> None:
     if runtime.torch is not None:
         runtime.torch.manual_seed(seed)
 
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

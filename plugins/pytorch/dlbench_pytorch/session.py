@@ -7,14 +7,13 @@ host synchronisation inside it. The plugin never times anything; the harness doe
 
 from __future__ import annotations
 
-import platform
 from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from dlbench import BlockHook, Setup
+from dlbench import BlockHook, Setup, cpu_model, torch_strict_float32, torch_thread_budget
 from dlbench_pytorch import models
 
 
@@ -25,12 +24,12 @@ class TorchSession:
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
         spec, data = setup.spec, setup.data
-        self._threads = _set_threads(setup.threads)
+        self._threads = torch_thread_budget(torch, setup.threads)
         self.device = torch.device("cuda" if setup.device == "gpu" else "cpu")
         if self.device.type == "cuda":
             if not torch.cuda.is_available():
                 raise RuntimeError("device gpu requested but torch.cuda.is_available() is False")
-            self._tf32 = _strict_float32()
+            self._tf32 = torch_strict_float32(torch)
         torch.manual_seed(setup.seed)  # weights and dropout masks (and CUDA's generators too)
 
         self.binary = spec.outputs == 1
@@ -170,41 +169,6 @@ class TorchSession:
             self.forward.eval()
 
 
-def _set_threads(threads: int) -> dict[str, str]:
-    """Apply the harness' thread budget to torch's intra-op pool (OpenMP / oneDNN) and inter-op pool."""
-    torch.set_num_threads(threads)
-    how = f"torch.set_num_threads({threads})"
-    try:
-        torch.set_num_interop_threads(threads)
-        interop = f"torch.set_num_interop_threads({threads})"
-    except RuntimeError:  # only settable once per process, before any inter-op work
-        interop = f"already fixed at {torch.get_num_interop_threads()} (set_num_interop_threads refused)"
-    return {"threads": f"{how} -> {torch.get_num_threads()} intra-op threads",
-            "interop_threads": f"{interop} -> {torch.get_num_interop_threads()}"}
-
-
-def _strict_float32() -> str:
-    """Turn TF32 off for matmuls, cuDNN convolutions and RNNs (cuDNN convolutions default to TF32)."""
-    try:
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-        torch.backends.cudnn.conv.fp32_precision = "ieee"
-        torch.backends.cudnn.rnn.fp32_precision = "ieee"
-        return "off: fp32_precision='ieee' for cuda matmul, cudnn conv and rnn"
-    except AttributeError:  # torch < 2.9
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        return "off: allow_tf32=False for cuda matmul and cudnn"
-
-
 def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
 
