@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from conftest import dlbench_env, read_records, run_dlbench
 
@@ -104,3 +105,17 @@ def test_a_second_run_into_the_same_folder_refuses(tmp_path):
     process = run_dlbench("run", "-f", "fake", "-m", "softmax", "-t", "synthetic_images", "--profile", "smoke",
                           "--out", str(out), plugins="fake_plugins")
     assert process.returncode == 0, process.stderr
+    again = run_dlbench("run", "-f", "fake", "-m", "softmax", "-t", "synthetic_images", "--profile", "smoke",
+                        "--out", str(out), plugins="fake_plugins")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.stderr.count("\n") == 1 and f"--resume {out}" in again.stderr, again.stderr
+    assert len(read_records(out)) == 1  # the finished run's records are untouched
+
+
+def test_a_failed_case_names_its_log(fake_run, tmp_path):
+    process, records = fake_run("--variant", "raise-train", "-m", "softmax", "-t", "synthetic_images")
+    (record,) = records
+    assert record["status"] == "failed"
+    log = Path(record["log"])
+    assert log.is_file() and log.parent == tmp_path / "out" / "logs"
+    assert f"(log: {log})" in process.stderr
