@@ -125,24 +125,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dlbench import runner
     from dlbench.plan import Selection, make_plan
     from dlbench.plugins import load_registry
-    from dlbench.rundir import RunDir
 
     if args.resume:
         args, run_dir, finished, run_id = _resume(args)
     else:
-        if not (args.all or args.framework or args.model or args.task):
-            raise UsageError("say what to run: --all, or choose with -f/-m/-t (see dlbench list)")
-        run_dir = RunDir(Path(args.out) if args.out else Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S"))
-        if run_dir.has_results():
-            raise UsageError(f"--out {run_dir}: the folder already holds the results of a run; continue it with "
-                             f"--resume {run_dir}, or choose a new folder")
-        finished, run_id = frozenset(), None
-    from tabulate import tabulate_formats
-
-    if args.format not in tabulate_formats:
-        raise UsageError(f"--format {args.format!r} is not a tabulate format; choose from {', '.join(tabulate_formats)}")
-    if args.data_dir and not Path(args.data_dir).is_dir():
-        raise UsageError(f"--data-dir {args.data_dir}: no such folder")
+        run_dir, finished, run_id = _new_run_dir(args), frozenset(), None
+    _check_run_arguments(args)
     selection = Selection(args.framework, args.model, args.task, args.variant, args.device,
                           args.batch_size or [128], args.data_dir)
     registry = load_registry()
@@ -181,6 +169,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     failed = [r for r in records if r["run_id"] == state.run_id and r["status"] in ("failed", "crashed", "timeout")]
     return EXIT_CASE_FAILED if failed else 0
+
+
+def _new_run_dir(args: argparse.Namespace) -> "RunDir":
+    """The folder of a new run: ``--out`` or a timestamped one; never one that already holds results."""
+    from dlbench.rundir import RunDir
+
+    if not (args.all or args.framework or args.model or args.task):
+        raise UsageError("say what to run: --all, or choose with -f/-m/-t (see dlbench list)")
+    run_dir = RunDir(Path(args.out) if args.out else Path("reports/runs") / datetime.now().strftime("%Y%m%d-%H%M%S"))
+    if run_dir.has_results():
+        raise UsageError(f"--out {run_dir}: the folder already holds the results of a run; continue it with "
+                         f"--resume {run_dir}, or choose a new folder")
+    return run_dir
+
+
+def _check_run_arguments(args: argparse.Namespace) -> None:
+    """Checks that need more than one argument or the file system (argparse checked the rest)."""
+    from tabulate import tabulate_formats
+
+    if args.format not in tabulate_formats:
+        raise UsageError(f"--format {args.format!r} is not a tabulate format; choose from {', '.join(tabulate_formats)}")
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder")
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
