@@ -25,7 +25,7 @@ tf = pytest.importorskip("tensorflow")
 
 from dlbench_keras import KerasFramework  # noqa: E402
 from dlbench_keras.framework import VARIANTS  # noqa: E402
-from dlbench_keras.pipeline import numpy_batches, tf_dataset  # noqa: E402
+from dlbench_keras.pipeline import HostArrays  # noqa: E402
 
 THREADS = 2
 BATCH = 128
@@ -338,28 +338,29 @@ def test_a_second_thread_budget_in_one_process_is_refused(fashion, shared):
 
 
 # -- the training stream -------------------------------------------------------------------------------------
-def test_tf_stream_is_full_shuffled_epochs_and_continues_across_iterators():
+def test_tf_pipeline_feeds_exactly_the_stream_rows_in_order():
+    from dlbench import BatchStream
+
     x = np.arange(100, dtype=np.float32).reshape(100, 1)
     y = np.arange(100, dtype=np.int64)
-    dataset = tf_dataset(tf, x, y, 32, seed=1)
-    it = iter(dataset)
-    epoch = [next(it) for _ in range(3)]  # 3 full batches per epoch, 4 samples left out
-    labels = np.concatenate([b[1].numpy() for b in epoch])
-    assert all(b[0].shape == (32, 1) for b in epoch)
-    assert len(set(labels.tolist())) == 96
-    np.testing.assert_array_equal(np.concatenate([b[0].numpy()[:, 0] for b in epoch]), labels)
-    second = np.concatenate([next(it)[1].numpy() for _ in range(3)])
-    assert not np.array_equal(second, labels)
-    again = next(iter(dataset))[1].numpy()  # a new iterator (a new fit call) does not replay the first order
-    assert not np.array_equal(again, labels[:32])
+    arrays, stream = HostArrays(tf, x, y), BatchStream(100, 32, seed=1)
+    first = [b[1].numpy() for b in arrays.dataset(stream.take(2))]  # one train() call of 2 steps
+    second = [b[1].numpy() for b in arrays.dataset(stream.take(3))]  # the next call: crosses into epoch 1
+    reference = BatchStream(100, 32, seed=1)
+    for step, labels in enumerate(first + second):
+        np.testing.assert_array_equal(labels, reference.batch(step))
+    assert stream.step == 5 and all(len(labels) == 32 for labels in first + second)
 
 
-def test_numpy_stream_is_full_shuffled_epochs():
+def test_numpy_batches_follow_the_stream():
+    from dlbench import BatchStream
+
     x = np.arange(100, dtype=np.float32)
-    stream = numpy_batches(x, x.astype(np.int64), 32, seed=1)
-    first = np.concatenate([next(stream)[1] for _ in range(3)])
-    assert len(set(first.tolist())) == 96
-    assert not np.array_equal(np.concatenate([next(stream)[1] for _ in range(3)]), first)
+    rows = BatchStream(100, 32, seed=1).take(4)
+    batches = list(HostArrays(None, x, x.astype(np.int64)).numpy_batches(rows))
+    assert len(batches) == 4
+    for (xb, yb), index in zip(batches, rows):
+        np.testing.assert_array_equal(yb, index)
 
 
 # -- other backends ------------------------------------------------------------------------------------------

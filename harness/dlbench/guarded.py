@@ -50,11 +50,13 @@ class GuardedSession:
 
     def __init__(self, session: Any, plugin: str) -> None:
         self.raw, self.plugin = session, plugin
+        self.steps_trained = 0  # optimiser steps asked of train(), to compare with what the stream handed out
 
     def param_count(self) -> int:
         return plugin_call(self.plugin, "param_count", self.raw.param_count)
 
     def train(self, steps: int, hook: Optional[BlockHook] = None) -> None:
+        self.steps_trained += max(int(steps), 0)
         if hook is None:
             return plugin_call(self.plugin, "train", self.raw.train, steps)
         return plugin_call(self.plugin, "train", self.raw.train, steps, _GuardedHook(hook))

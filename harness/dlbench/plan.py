@@ -113,7 +113,7 @@ def make_plan(registry: Registry, selection: Selection) -> Plan:
 
     all_variants = sorted({v for n in usable for v in states[n].variants})
     if selection.variants and list(selection.variants) != ["all"]:
-        _check_names("variant", selection.variants, all_variants + ["all"])
+        _check_names("variant", selection.variants, all_variants + ["all", "default"])
 
     models = list(selection.models) or list(MODELS)
     tasks = list(selection.tasks) or list(TASKS)
@@ -143,11 +143,13 @@ def make_plan(registry: Registry, selection: Selection) -> Plan:
 
 
 def _variants(state: FrameworkState, asked: Sequence[str]) -> list[str]:
+    """The variants to run: "default" is each framework's first (how its tutorials run it), "all" every one."""
     if not asked:
         return state.variants[:1]
     if list(asked) == ["all"]:
         return state.variants
-    return [v for v in asked if v in state.variants]
+    wanted = [state.variants[0] if v == "default" else v for v in asked]
+    return [v for v in dict.fromkeys(wanted) if v in state.variants]
 
 
 def _devices(state: FrameworkState, asked: str) -> list[str]:

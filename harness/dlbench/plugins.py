@@ -75,9 +75,20 @@ def load_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
         info = PluginInfo(module_name, dist=f"${EXTRA_ENV}")
         registry.plugins.append(info)
         try:
-            manager.register(importlib.import_module(module_name), name=module_name)
+            module = importlib.import_module(module_name)
         except Exception as exc:
             info.error = f"import failed: {type(exc).__name__}: {exc}"
+            continue
+        twice = _registered_as(manager, registry, module)
+        if twice is not None:
+            info.error = (f"registered twice: module {module_name} is also installed as plugin {twice.name}"
+                          f"{f' (distribution {twice.dist})' if twice.dist else ''}; remove {module_name} from "
+                          f"${EXTRA_ENV} (the installed plugin is used)")
+            continue
+        try:
+            manager.register(module, name=module_name)
+        except Exception as exc:
+            info.error = f"registration failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
     for index, plugin in enumerate(extra_plugins):
         info = PluginInfo(getattr(plugin, "__name__", f"extra{index}"))
         registry.plugins.append(info)
@@ -95,6 +106,14 @@ def load_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
                 manager.unregister(bad)
     _collect(manager, registry)
     return registry
+
+
+def _registered_as(manager: pluggy.PluginManager, registry: Registry, module: object) -> Optional[PluginInfo]:
+    """The plugin already registered with this very module object (an entry point naming it), if any."""
+    if not manager.is_registered(module):
+        return None
+    name = manager.get_name(module)
+    return next((info for info in registry.plugins if info.name == name), PluginInfo(str(name)))
 
 
 def _names(text: str) -> list[str]:

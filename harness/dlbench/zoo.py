@@ -123,10 +123,25 @@ class Recipe:
     epsilon: float = 1e-7
     eval_batch_size: int = 1024  # evaluate() works through the test set in batches of this size
     precision: str = "float32"
+    loss_from_logits: bool = True  # the last Dense outputs logits; the loss applies softmax/sigmoid itself
+    kernel_init: str = "glorot_uniform"  # dense, convolution and LSTM input kernels
+    bias_init: str = "zeros"
+    recurrent_init: str = "orthogonal"  # LSTM recurrent kernel
+    embedding_init: tuple[float, float] = (-0.05, 0.05)  # uniform(low, high)
+    lstm_forget_bias: float = 1.0  # Keras' unit_forget_bias
+    lstm_biases_per_gate: int = 1  # Keras' one bias vector per gate; a framework with two freezes or excludes one
 
     def describe(self) -> str:
         return (f"{self.optimizer}(learning_rate={self.learning_rate:g}, beta_1={self.beta_1:g}, "
                 f"beta_2={self.beta_2:g}, epsilon={self.epsilon:g})")
+
+    def record(self) -> dict[str, object]:
+        """The recipe as plain JSON values: what ``describe()["recipe"]`` must equal (the kit checks it)."""
+        from dataclasses import asdict
+
+        values = asdict(self)
+        values["embedding_init"] = list(self.embedding_init)
+        return values
 
 
 RECIPE = Recipe()
@@ -144,6 +159,7 @@ class ModelSpec:
     targets: Mapping[str, float] = field(default_factory=dict)  # task -> validation accuracy target
     training_loop: str = "standard"  # "custom": the tutorial used a hand-written loop (mlp64)
     recipe: Recipe = RECIPE  # optimiser, its hyper-parameters, evaluation batch, precision
+    server_latency_ms: float = 10.0  # MLPerf Server p99 bound for --inference loadgen (mlperf.conf default)
 
     @property
     def loss(self) -> str:
@@ -275,11 +291,13 @@ MODELS: dict[str, ModelSpec] = {
                   "conv32 + batch norm + dense64", "batch-norm concept", IMAGE_TARGETS),
         ModelSpec("lstm", "text",
                   (Embedding(VOCAB, 128), SpatialDropout1D(0.4), LSTM(100), Dense(1)),
-                  "embedding128 + LSTM100", "IMDb sentiment, maxlen 100", TEXT_TARGETS),
+                  "embedding128 + LSTM100", "IMDb sentiment, maxlen 100", TEXT_TARGETS,
+                  server_latency_ms=50.0),
         ModelSpec("cnn_lstm", "text",
                   (Embedding(VOCAB, 128), Dropout(0.25), Conv1D(64, 5, "relu"), MaxPool1D(4), LSTM(70),
                    Dense(1)),
-                  "embedding128 + conv1d64 + LSTM70", "IMDb CNN+LSTM", TEXT_TARGETS),
+                  "embedding128 + conv1d64 + LSTM70", "IMDb CNN+LSTM", TEXT_TARGETS,
+                  server_latency_ms=25.0),
     )
 }
 

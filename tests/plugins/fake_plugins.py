@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import random
 import signal
 import subprocess
 import time
@@ -20,7 +21,10 @@ from dlbench.hookspecs import hookimpl
 STEP_S = 0.002  # every "sleep" step takes this long, so throughput = batch / STEP_S
 
 VARIANTS = ("sleep", "noop", "async", "slow-first-step", "slow-prepare", "abort", "hang", "raise-train",
-            "raise-prepare", "bad-params", "nan-loss", "exit", "segfault", "sigkill", "hang-with-child")
+            "raise-prepare", "bad-params", "nan-loss", "exit", "segfault", "sigkill", "hang-with-child",
+            "jittery", "spin")
+# jittery: a step sleeps STEP_S times a level redrawn from 1..2.5 on about one step in five, so whole blocks
+# run fast or slow and no CI ever gets narrow; spin: a step busy-waits STEP_S (CPU-bound, for load tests)
 
 
 class FakeSession:
@@ -56,17 +60,24 @@ class FakeSession:
         if self.variant == "raise-train" and self.steps_run >= 3:
             raise RuntimeError("the fake framework fell over in step 3")
         extra = 0.5 if self.variant == "slow-first-step" and self.steps_run == 0 else 0.0
+        if self.variant == "jittery":
+            if random.random() < 0.2:
+                self.level = 1.0 + 1.5 * random.random()
+            extra = STEP_S * (getattr(self, "level", 1.0) - 1.0)
+        if self.variant == "spin":
+            until = time.perf_counter() + STEP_S
+            while time.perf_counter() < until:
+                pass
+            return
         if self.variant == "async":
             self.pending_s += STEP_S + extra
         else:
             time.sleep(STEP_S + extra)
 
     def train(self, steps: int, hook: Optional[BlockHook] = None) -> None:
-        for index in range(steps):
+        for _ in self.setup.stream.batches(steps, hook):  # the harness's order and hook cadence
             self._step()
             self.steps_run += 1
-            if hook is not None and (index + 1) % hook.steps == 0:
-                hook()
 
     def evaluate(self, x: Any, y: Any) -> tuple[float, float]:
         self.sync()

@@ -6,6 +6,7 @@ Importing this package imports pytest (a test dependency), never a framework.
 """
 
 from dlbench.testing.conformance import DEFAULT_MODELS, FrameworkConformance
+from dlbench.testing.experiments import random_setup, random_task
 from dlbench.testing.probes import CountingHook, clock_guard
 
-__all__ = ["DEFAULT_MODELS", "CountingHook", "FrameworkConformance", "clock_guard"]
+__all__ = ["DEFAULT_MODELS", "CountingHook", "FrameworkConformance", "clock_guard", "random_setup", "random_task"]

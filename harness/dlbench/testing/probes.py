@@ -93,3 +93,38 @@ def to_numpy(output: Any) -> np.ndarray:
     if callable(getattr(output, "numpy", None)):
         output = output.numpy()
     return np.asarray(output)
+
+
+def permuted_rows(data: Any, seed: int = 1234) -> tuple[Any, np.ndarray]:
+    """``data`` with its training rows shuffled, and the map that finds each original row in it.
+
+    ``moved.x_train[where[i]] == data.x_train[i]``: a stream of original row indices, passed through
+    ``where``, gathers exactly the same batches from ``moved`` as the original stream gathers from ``data``.
+    """
+    import dataclasses
+
+    order = np.random.default_rng(seed).permutation(len(data.x_train))
+    where = np.empty_like(order)
+    where[order] = np.arange(len(order))
+    moved = dataclasses.replace(data, x_train=np.ascontiguousarray(data.x_train[order]),
+                                y_train=np.ascontiguousarray(data.y_train[order]))
+    return moved, where
+
+
+class MappedStream:
+    """A ``BatchStream`` whose indices go through ``where`` (see ``permuted_rows``): the same batches, moved rows.
+
+    A plugin that gathers the rows the stream names trains identically on (data, stream) and on
+    (moved data, mapped stream); one that draws its own order sees different batches in the two.
+    """
+
+    def __new__(cls, base: Any, where: np.ndarray) -> Any:
+        from dlbench.stream import BatchStream
+
+        class _Mapped(BatchStream):
+            def epoch(self, number: int) -> np.ndarray:
+                mapped = where[BatchStream.epoch(self, number)]
+                mapped.setflags(write=False)
+                return mapped
+
+        return _Mapped(base.samples, base.batch_size, base.seed)

@@ -5,18 +5,16 @@ Cheap to import: jax is imported in ``prepare``, after the thread budget is put 
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from importlib import metadata
 from typing import Any, Sequence
 
-from dlbench import FrameworkUnavailable, Setup
+from dlbench import DeviceCheck, FrameworkUnavailable, Setup, cpu_model, jax_gpu
 from dlbench import hookimpl
 
 LAYERS = {"flatten", "dense", "dropout", "conv2d", "maxpool2d", "batchnorm", "activation", "embedding",
           "spatial_dropout1d", "conv1d", "maxpool1d", "lstm"}
-CUDA_PLUGINS = ("jax-cuda12-plugin", "jax-cuda13-plugin")
 
 
 def _installed(distribution: str) -> bool:
@@ -36,11 +34,15 @@ class JaxFramework:
         return metadata.version("jax")
 
     def variants(self) -> Sequence[str]:
-        return ["jit"]
+        # bf16: bfloat16 compute, float32 parameters and optimiser; tuned: donated train-state buffers
+        return ["jit", "tuned", "bf16"]
 
     def devices(self) -> Sequence[str]:
-        gpu = glob.glob("/dev/nvidia[0-9]*") and any(_installed(d) for d in CUDA_PLUGINS)
-        return ["cpu", "gpu"] if gpu else ["cpu"]
+        return [check.device for check in self.device_checks() if check.available]
+
+    def device_checks(self) -> list:
+        """The CPU, and the GPU as JAX sees it (a CUDA plugin, the driver, jax.devices in a child), or why not."""
+        return [DeviceCheck("cpu", True, cpu_model()), jax_gpu()]
 
     def supports(self, spec: Any) -> bool:
         return all(layer.kind in LAYERS for layer in spec.layers)

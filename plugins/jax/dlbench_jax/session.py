@@ -33,13 +33,15 @@ class LSTM(nn.Module):
     count but initialises per-gate blocks, so glorot/orthogonal limits would differ from the zoo's."""
 
     units: int
+    dtype: Any = jnp.float32  # computation dtype (bf16 variant); parameters stay float32
 
     @nn.compact
     def __call__(self, x: Any) -> Any:
         u = self.units
-        kernel = self.param("kernel", GLOROT, (x.shape[-1], 4 * u))
-        recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 4 * u))
-        bias = self.param("bias", lambda key, shape: jnp.zeros(shape).at[u:2 * u].set(1.0), (4 * u,))
+        kernel = self.param("kernel", GLOROT, (x.shape[-1], 4 * u)).astype(self.dtype)
+        recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 4 * u)).astype(self.dtype)
+        bias = self.param("bias", lambda key, shape: jnp.zeros(shape).at[u:2 * u].set(1.0), (4 * u,)).astype(self.dtype)
+        x = x.astype(self.dtype)
 
         def step(carry: Any, z: Any) -> Any:
             h, c = carry
@@ -55,6 +57,7 @@ class LSTM(nn.Module):
 
 class Net(nn.Module):
     layers: tuple  # the spec's layers, channels-last like the harness' arrays
+    dtype: Any = jnp.float32  # computation dtype: bfloat16 in the bf16 variant (parameters stay float32)
 
     @nn.compact
     def __call__(self, x: Any, train: bool) -> Any:
@@ -63,11 +66,11 @@ class Net(nn.Module):
             if kind == "flatten":
                 x = x.reshape(x.shape[0], -1)
             elif kind == "dense":
-                x = act(nn.Dense(layer.units, kernel_init=GLOROT)(x))
+                x = act(nn.Dense(layer.units, kernel_init=GLOROT, dtype=self.dtype)(x))
             elif kind in ("conv2d", "conv1d"):
                 size = (layer.kernel,) * (2 if kind == "conv2d" else 1)
                 x = act(nn.Conv(layer.filters, size, padding="VALID", use_bias=getattr(layer, "use_bias", True),
-                                kernel_init=GLOROT)(x))
+                                kernel_init=GLOROT, dtype=self.dtype)(x))
             elif kind in ("maxpool2d", "maxpool1d"):
                 window = (layer.pool,) * (2 if kind == "maxpool2d" else 1)
                 x = nn.max_pool(x, window, strides=window)
@@ -76,16 +79,17 @@ class Net(nn.Module):
             elif kind == "spatial_dropout1d":  # whole channels per sample: the mask broadcasts over time
                 x = nn.Dropout(layer.rate, broadcast_dims=(1,), deterministic=not train)(x)
             elif kind == "batchnorm":  # flax: running = momentum * running + (1 - momentum) * batch, like Keras
-                x = nn.BatchNorm(use_running_average=not train, momentum=layer.momentum, epsilon=layer.epsilon)(x)
+                x = nn.BatchNorm(use_running_average=not train, momentum=layer.momentum, epsilon=layer.epsilon,
+                                 dtype=self.dtype)(x)
             elif kind == "activation":
                 x = act(x)
             elif kind == "embedding":
-                x = nn.Embed(layer.vocab, layer.dim, embedding_init=embedding_init)(x)
+                x = nn.Embed(layer.vocab, layer.dim, embedding_init=embedding_init, dtype=self.dtype)(x)
             elif kind == "lstm":
-                x = LSTM(layer.units)(x)
+                x = LSTM(layer.units, self.dtype)(x)
             else:
                 raise ValueError(f"layer {kind!r} is not supported by dlbench-jax")
-        return x
+        return x.astype(jnp.float32)  # logits (and so the loss) in float32 whatever the compute dtype
 
 
 @lru_cache(maxsize=None)
@@ -109,8 +113,7 @@ def _losses(net: Net, logits: Any, y: Any) -> Any:
     return optax.softmax_cross_entropy_with_integer_labels(logits, y)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=3)
-def _train_step(net: Net, batch: int, tx: Any, state: Any, x_all: Any, y_all: Any, order: Any, cursor: Any) -> Any:
+def _train_step_fn(net: Net, batch: int, tx: Any, state: Any, x_all: Any, y_all: Any, order: Any, cursor: Any) -> Any:
     params, stats, opt_state, key, step = state
     index = jax.lax.dynamic_slice_in_dim(order, cursor * batch, batch)
 
@@ -132,6 +135,11 @@ def _eval_batch(net: Net, params: Any, stats: Any, x: Any, y: Any, valid: Any) -
 
 
 _predict = jax.jit(partial(_apply, train=False), static_argnums=0)
+# default (the Flax tutorials' @jax.jit train step) and tuned (JAX's guide: donate the state's buffers, so
+# XLA updates parameters and Adam moments in place instead of allocating a new copy every step)
+_train_step = jax.jit(_train_step_fn, static_argnums=(0, 1, 2))
+_train_step_donated = jax.jit(_train_step_fn, static_argnums=(0, 1, 2), donate_argnums=3)
+DONATION_GUIDE = "JAX documentation, FAQ 'Buffer donation' (jax.jit donate_argnums)"
 
 
 def _init(net: Net, key: Any, x: Any) -> Any:
@@ -148,19 +156,21 @@ class JaxSession:
         self.device = jax.devices()[0]
         if (setup.device == "gpu") != (self.device.platform == "gpu"):
             raise RuntimeError(f"device {setup.device} requested, jax runs on {self.device.platform}")
-        self.net = Net(tuple(spec.layers))
+        self.bf16 = setup.variant == "bf16"
+        self.net = Net(tuple(spec.layers), jnp.bfloat16 if self.bf16 else jnp.float32)
         init_key, dropout_key = jax.random.split(jax.random.PRNGKey(setup.seed))
         variables = _init(self.net, init_key, self.stage(data.x_train[:1]))
         params, stats = variables["params"], variables.get("batch_stats", {})
-        # (params, batch stats, Adam state, dropout key, step): donated to each step, replaced by its result
+        # (params, batch stats, Adam state, dropout key, step): passed to each step (donated when tuned),
+        # replaced by its result
         self.tx = _optimizer(spec.recipe)
         self.state = (params, stats, self.tx.init(params), dropout_key, jnp.zeros((), jnp.int32))
         self.x_train, self.y_train = self.stage(data.x_train), self._labels(data.y_train)
         self.batch, self.batches = setup.batch_size, len(data.x_train) // setup.batch_size
         if self.batches < 1:
             raise ValueError(f"batch size {setup.batch_size} exceeds the {len(data.x_train)} training samples")
-        self.rng = np.random.default_rng(setup.seed)
-        self.order, self.cursor = jax.device_put(self.rng.permutation(len(data.x_train)).astype(np.int32)), 0
+        self.stream = setup.stream  # the harness's batch order: each epoch's permutation goes to the device once
+        self.epoch, self.order = -1, None
         self._last: Any = None  # the latest prediction, for sync()
 
     # -- the contract --------------------------------------------------------------------------------------
@@ -168,16 +178,12 @@ class JaxSession:
         return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(self.state[0]))
 
     def train(self, steps: int, hook: Optional[BlockHook] = None) -> None:
-        every = hook.steps if hook is not None else 0
-        for done in range(1, steps + 1):
-            if self.cursor == self.batches:  # a new permutation per epoch, the partial batch dropped
-                self.order = jax.device_put(self.rng.permutation(len(self.x_train)).astype(np.int32))
-                self.cursor = 0
-            self.state = _train_step(self.net, self.batch, self.tx, self.state, self.x_train, self.y_train, self.order,
-                                     self.cursor)
-            self.cursor += 1
-            if every and done % every == 0:
-                hook()
+        step = _train_step_donated if self.setup.variant == "tuned" else _train_step
+        for epoch, cursor in self.stream.positions(steps, hook):  # the hook runs between two steps
+            if epoch != self.epoch:
+                self.epoch, self.order = epoch, jax.device_put(np.asarray(self.stream.epoch(epoch), np.int32))
+            self.state = step(self.net, self.batch, self.tx, self.state, self.x_train, self.y_train, self.order,
+                                     cursor)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         loss, hits = 0.0, 0.0
@@ -201,22 +207,38 @@ class JaxSession:
     def sync(self) -> None:
         jax.block_until_ready((self.state, self._last))
 
+    def peak_device_memory_mb(self) -> Optional[float]:
+        """XLA's peak bytes in use on the device (GPU); None on the CPU, where RSS covers it."""
+        stats = self.device.memory_stats() if self.device.platform == "gpu" else None
+        return stats["peak_bytes_in_use"] / 2**20 if stats and "peak_bytes_in_use" in stats else None
+
+    def reset_peak_device_memory(self) -> bool:
+        return False  # JAX has no reset: the peak is the process's, so training's and inference's are not apart
+
     def describe(self) -> Mapping[str, Any]:
         return {
             "threads": self.threads,
-            "precision": "float32; jax_default_matmul_precision=highest",
+            "precision": ("bfloat16 compute (flax dtype=bfloat16), float32 parameters, optax Adam and loss"
+                          if self.bf16 else "float32; jax_default_matmul_precision=highest"),
+            "compute_dtype": "bfloat16" if self.bf16 else "float32",
+            "tf32": ("off: jax_default_matmul_precision=highest" if self.device.platform == "gpu"
+                     else "not applicable on CPU"),
             "compile": "jax.jit of the whole train step (forward, loss, grad, Adam update), traced and compiled "
                        "by XLA in the first train() call; evaluate and predict are jitted too",
             "sync": "jax.block_until_ready on the training state and the last prediction (async dispatch)",
             "layout": "NHWC as given by the harness; flatten in H, W, C order; sequences (N, L, C)",
             "framework_versions": {d: metadata.version(d) for d in ("jax", "jaxlib", "flax", "optax")},
             "device_name": self.device.device_kind,
-            "seed": f"jax.random.PRNGKey({self.setup.seed}) split for init and dropout (folded with the step); "
-                    f"numpy permutation per epoch seeded {self.setup.seed}, partial batch dropped",
+            "seed": f"jax.random.PRNGKey({self.setup.seed}) split for init and dropout (folded with the step)",
+            "batch_order": "the harness's stream (setup.stream): each epoch's permutation put on the device once, "
+                           "batches sliced inside the jitted step",
             "optimizer": f"optax.adam: {self.setup.spec.recipe.describe()}",
             "loss": "sigmoid_binary_cross_entropy" if self.binary else "softmax_cross_entropy_with_integer_labels",
             "lstm": "own Linen cell: fused glorot kernel, orthogonal recurrent kernel, one bias per gate (Keras')",
             "data": "whole training set resident on the device; batches gathered by index inside the jitted step",
+            "recipe": self.setup.spec.recipe.record(),  # read from the zoo spec, never restated
+            **({"tuning": {"donated_buffers": "train step jitted with donate_argnums=state; " + DONATION_GUIDE}}
+               if self.setup.variant == "tuned" else {}),
         }
 
     def _labels(self, y: np.ndarray) -> Any:

@@ -7,12 +7,8 @@ worker process that runs the case.
 
 from __future__ import annotations
 
-import functools
-import glob
+import dataclasses
 import importlib.util
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Sequence
@@ -21,7 +17,7 @@ from dlbench import FrameworkUnavailable, Setup
 from dlbench_keras.models import SUPPORTED_KINDS
 
 if TYPE_CHECKING:
-    from dlbench import ModelSpec
+    from dlbench import DeviceCheck, ModelSpec
 
     from dlbench_keras.session import KerasSession
 
@@ -37,6 +33,8 @@ class Variant:
     backend: str  # "tensorflow" | "torch" | "jax"
     loop: str  # "fit" (model.fit) | "custom" (GradientTape step in a tf.function)
     xla: bool  # jit_compile=True
+    precision: str = "float32"  # the Keras dtype policy: "float32" or "mixed_bfloat16"
+    tuned: bool = False  # predict as the Keras/TF guides recommend (dlbench_keras.tuned)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -46,6 +44,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("custom", "tensorflow", "custom", False),
         Variant("fit-xla", "tensorflow", "fit", True),
         Variant("custom-xla", "tensorflow", "custom", True),
+        Variant("tuned", "tensorflow", "fit", False, tuned=True),
+        Variant("mixed-bf16", "tensorflow", "fit", False, "mixed_bfloat16"),  # bf16 compute, float32 weights
         Variant("jax-fit", "jax", "fit", False),
         Variant("torch-fit", "torch", "fit", False),
     )
@@ -82,9 +82,14 @@ class KerasFramework:
         return [name for name, v in VARIANTS.items() if _installed(BACKEND_MODULES[v.backend])]
 
     def devices(self) -> Sequence[str]:
-        if not glob.glob("/dev/nvidia*"):
-            return ["cpu"]
-        return ["cpu", "gpu"] if _tensorflow_sees_gpu() else ["cpu"]
+        return [d for d in ("cpu", "gpu") if any(c.device == d and c.available for c in self.device_checks())]
+
+    def device_checks(self) -> "list[DeviceCheck]":
+        """The CPU, and the GPU as each installed backend sees it (or why not); no framework imported here."""
+        from dlbench import DeviceCheck, cpu_model
+
+        backends = dict.fromkeys(VARIANTS[name].backend for name in self.variants())
+        return [DeviceCheck("cpu", True, cpu_model())] + [_backend_gpu(backend) for backend in backends]
 
     def supports(self, spec: "ModelSpec") -> bool:
         return all(layer.kind in SUPPORTED_KINDS for layer in spec.layers)
@@ -99,15 +104,9 @@ class KerasFramework:
         return KerasSession(setup, variant)
 
 
-@functools.lru_cache(maxsize=1)
-def _tensorflow_sees_gpu() -> bool:
-    """Ask TensorFlow in a child process, so the caller (the planner) never loads TF or initialises CUDA."""
-    if not _installed("tensorflow"):
-        return False
-    code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-        return out.returncode == 0 and int(out.stdout.strip().splitlines()[-1]) > 0
-    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
-        return False
+def _backend_gpu(backend: str) -> "DeviceCheck":
+    """The GPU as one Keras backend's framework sees it, asked in a child process (dlbench.devices)."""
+    from dlbench import jax_gpu, tensorflow_gpu, torch_gpu
+
+    check = {"tensorflow": tensorflow_gpu, "torch": torch_gpu, "jax": jax_gpu}[backend]()
+    return dataclasses.replace(check, backend=backend)

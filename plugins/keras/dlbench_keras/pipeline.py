@@ -1,11 +1,10 @@
-"""The training stream: endless shuffled batches of the harness's arrays, built once per session.
+"""Feeding the harness's batch order (``setup.stream``) to Keras, one ``fit`` call at a time.
 
-TensorFlow backend: the arrays are held once as tensors on the host and a tf.data pipeline gathers each
-batch from a fresh per-epoch permutation -- the design of Keras' own array adapter (what
-``model.fit(x, y)`` builds internally), minus its per-``fit`` cost of copying the arrays again and
-rebuilding the dataset. The permutation's seed comes from a ``tf.random.Generator`` whose state lives
-outside the iterator, so every new iterator (every ``fit`` call) continues with new permutations instead
-of replaying the first one. Only full batches are produced, so batch shapes never change.
+TensorFlow backend: the arrays are held once as tensors on the host; each ``train`` call builds a small
+tf.data pipeline over exactly the index rows the stream hands out for that call (``stream.take(steps)``),
+gathering each batch and prefetching -- the design of Keras' own array adapter (what ``model.fit(x, y)``
+builds internally), minus its per-``fit`` cost of copying the arrays again. Only the steps of the call
+are in the pipeline, so prefetching never draws a batch that a later call would skip.
 
 Other backends: a plain Python generator over numpy, which Keras converts per batch, as it does for
 arrays on those backends.
@@ -18,41 +17,26 @@ from typing import Any, Iterator
 import numpy as np
 
 
-def tf_dataset(tf: Any, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Any:
-    """An infinite ``tf.data.Dataset`` of (x, y) batches of ``batch_size``, reshuffled every epoch."""
-    n = len(x)
-    per_epoch = n // batch_size
-    if per_epoch < 1:
-        raise ValueError(f"batch size {batch_size} is larger than the training set ({n} samples)")
-    with tf.device("/CPU:0"):  # tf.data runs on the host; keep its inputs and RNG state there
-        xs, ys = tf.constant(x), tf.constant(y)
-        generator = tf.random.Generator.from_seed(seed)
+class HostArrays:
+    """The training set as host tensors, made once per session (``tf`` is None off the TF backend)."""
 
-    def one_epoch(_: Any) -> Any:
-        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
-                                                         seed=generator.make_seeds(1)[:, 0])
-        rows = tf.reshape(order[: per_epoch * batch_size], (per_epoch, batch_size))
-        return tf.data.Dataset.from_tensor_slices(rows)
+    def __init__(self, tf: Any, x: np.ndarray, y: np.ndarray) -> None:
+        self.tf, self.x, self.y = tf, x, y
+        if tf is not None:
+            with tf.device("/CPU:0"):  # tf.data runs on the host; keep its inputs there
+                self.xs, self.ys = tf.constant(x), tf.constant(y)
 
-    dataset = (tf.data.Dataset.from_tensors(0).repeat()
-               .flat_map(one_epoch)
-               .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)), num_parallel_calls=tf.data.AUTOTUNE)
-               .prefetch(tf.data.AUTOTUNE))
-    options = tf.data.Options()
-    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
-    return dataset.with_options(options)
+    def dataset(self, rows: np.ndarray) -> Any:
+        """A ``tf.data.Dataset`` of the (x, y) batches indexed by ``rows`` (steps, batch), in that order."""
+        tf = self.tf
+        xs, ys = self.xs, self.ys
+        with tf.device("/CPU:0"):
+            order = tf.constant(rows, dtype=tf.int64)
+        return (tf.data.Dataset.from_tensor_slices(order)
+                .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))
 
-
-def numpy_batches(x: np.ndarray, y: np.ndarray, batch_size: int,
-                  seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless (x, y) numpy batches from a fresh permutation per epoch (full batches only)."""
-    n = len(x)
-    per_epoch = n // batch_size
-    if per_epoch < 1:
-        raise ValueError(f"batch size {batch_size} is larger than the training set ({n} samples)")
-    rng = np.random.default_rng(seed)
-    while True:
-        order = rng.permutation(n)
-        for start in range(0, per_epoch * batch_size, batch_size):
-            idx = order[start: start + batch_size]
-            yield x[idx], y[idx]
+    def numpy_batches(self, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The same batches as numpy arrays, for the jax and torch backends."""
+        for idx in rows:
+            yield self.x[idx], self.y[idx]

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from dlbench import BlockHook, Setup
-from dlbench_keras import pipeline, runtime
+from dlbench_keras import pipeline, runtime, tuned
 from dlbench_keras.framework import Variant
 from dlbench_keras.models import build_model, trainable_params
 
@@ -22,7 +22,8 @@ class KerasSession:
         keras = self.rt.keras
         data = setup.data
         self.binary = self.spec.outputs == 1
-        self.model = build_model(keras, self.spec, tuple(data.input_shape), setup.seed)
+        self.model = _with_policy(keras, variant.precision,
+                                  lambda: build_model(keras, self.spec, tuple(data.input_shape), setup.seed))
         if self.binary:
             loss = keras.losses.BinaryCrossentropy(from_logits=True)
             metric = keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")  # logit > 0 <=> p > 0.5
@@ -34,16 +35,15 @@ class KerasSession:
         self.optimizer = keras.optimizers.Adam(learning_rate=recipe.learning_rate, beta_1=recipe.beta_1,
                                                beta_2=recipe.beta_2, epsilon=recipe.epsilon)
         self.model.compile(optimizer=self.optimizer, loss=loss, metrics=[metric], jit_compile=self._jit())
-        x_train, y_train = data.x_train, self._labels(data.y_train)
-        if variant.backend == "tensorflow":
-            self._dataset = pipeline.tf_dataset(self.rt.tf, x_train, y_train, setup.batch_size, setup.seed)
-        else:
-            self._batches = pipeline.numpy_batches(x_train, y_train, setup.batch_size, setup.seed)
+        if len(data.x_train) < setup.batch_size:
+            raise ValueError(f"batch size {setup.batch_size} is larger than the training set ({len(data.x_train)} samples)")
+        self.stream = setup.stream  # the harness's batch order; each train() call takes its steps' rows
+        self.arrays = pipeline.HostArrays(self.rt.tf, data.x_train, self._labels(data.y_train))
         if variant.loop == "custom":
-            self._iterator = iter(self._dataset)  # created once: successive calls continue the stream
             self._step = self._custom_step()
             self.optimizer.build(self.model.trainable_variables)
         self._hook_callback = _make_hook_callback(keras)
+        self._predictor = tuned.Predictor(self.rt.tf, self.model) if variant.tuned else None
 
     # -- the contract ----------------------------------------------------------------------------------------
     def param_count(self) -> int:
@@ -66,7 +66,8 @@ class KerasSession:
             self._train_custom(steps, hook, every)
             return
         callbacks = [self._hook_callback(hook, steps)] if every else []
-        data = self._dataset if self.rt.tf is not None else self._batches
+        rows = self.stream.take(steps)
+        data = self.arrays.dataset(rows) if self.rt.tf is not None else self.arrays.numpy_batches(rows)
         self.model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks, shuffle=False)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -82,6 +83,8 @@ class KerasSession:
         return self.rt.keras.ops.convert_to_tensor(x)
 
     def predict(self, staged: Any) -> Any:
+        if self._predictor is not None:  # tuned: the guides' direct, compiled call (dlbench_keras.tuned)
+            return self._predictor(staged)
         return self.model.predict_on_batch(staged)  # compiled (tf.function) forward, training=False; numpy out
 
     def sync(self) -> None:
@@ -95,6 +98,30 @@ class KerasSession:
         elif self.rt.torch is not None:
             self.rt.torch.cuda.synchronize()
 
+    def peak_device_memory_mb(self) -> Optional[float]:
+        """Peak device memory since the last reset, as the backend counts it; None on the CPU (RSS covers it)."""
+        rt = self.rt
+        if self.setup.device != "gpu":
+            return None
+        if rt.tf is not None:
+            return rt.tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        if rt.torch is not None:
+            return rt.torch.cuda.max_memory_allocated() / 2**20
+        stats = rt.jax.devices()[0].memory_stats() or {}
+        return stats["peak_bytes_in_use"] / 2**20 if "peak_bytes_in_use" in stats else None
+
+    def reset_peak_device_memory(self) -> bool:
+        """Start a new peak (between training and inference); False where the backend cannot (JAX)."""
+        if self.setup.device != "gpu":
+            return False
+        if self.rt.tf is not None:
+            self.rt.tf.config.experimental.reset_memory_stats("GPU:0")
+            return True
+        if self.rt.torch is not None:
+            self.rt.torch.cuda.reset_peak_memory_stats()
+            return True
+        return False
+
     def describe(self) -> Mapping[str, Any]:
         rt, variant = self.rt, self.variant
         on_gpu = self.setup.device == "gpu"
@@ -103,7 +130,7 @@ class KerasSession:
             sync = ("tf.test.experimental.sync_devices()" if on_gpu else
                     "none needed: on CPU TF executes synchronously (fit, tf.function calls and predict_on_batch "
                     "return after the work is done)")
-            pipe = "tf.data: host tensors gathered by a per-epoch permutation, prefetch AUTOTUNE"
+            pipe = "tf.data per train() call over the harness stream's index rows: host tensors gathered, prefetch AUTOTUNE"
         else:
             compile_mode = "XLA (jax.jit)" if variant.backend == "jax" else "none (eager torch)"
             if variant.backend == "jax":
@@ -112,7 +139,7 @@ class KerasSession:
             else:
                 sync = ("torch.cuda.synchronize()" if on_gpu else
                         "none needed: torch on CPU runs synchronously (fit, predict_on_batch return after the work)")
-            pipe = "python generator of numpy batches from a per-epoch permutation"
+            pipe = "python generator of numpy batches gathered by the harness stream's index rows"
         return {
             "framework": "keras",
             "variant": variant.name,
@@ -123,23 +150,28 @@ class KerasSession:
                               "custom: GradientTape train step in a tf.function, python loop"),
             "threads": rt.threads,
             "interop_threads": rt.interop_threads,
-            "precision": "float32",
+            "precision": ("float32" if variant.precision == "float32" else
+                          f"{variant.precision} dtype policy: bfloat16 compute, float32 variables and loss"),
+            "compute_dtype": "float32" if variant.precision == "float32" else "bfloat16",
             "compile": compile_mode,
             "sync": sync,
             "layout": "NHWC",
             "framework_versions": dict(rt.versions),
             "device": self.setup.device,
             "device_name": rt.device_name,
-            "predict_method": "model.predict_on_batch (compiled forward, training=False, returns numpy)",
+            "predict_method": ("model(x, training=False) in tf.function (XLA for small batches)" if variant.tuned else
+                               "model.predict_on_batch (compiled forward, training=False, returns numpy)"),
+            **({"tuning": tuned.settings()} if variant.tuned else {}),
+            "recipe": self.setup.spec.recipe.record(),  # read from the zoo spec, never restated
             "evaluate_method": f"model.evaluate(batch_size={self.setup.spec.recipe.eval_batch_size})",
             "data_pipeline": pipe,
             "loss": type(self.loss_fn).__name__ + "(from_logits=True)",
             "optimizer": f"keras.optimizers.Adam: {self.setup.spec.recipe.describe()}",
             "seed": (f"keras.utils.set_random_seed({self.setup.seed})" if variant.backend == "tensorflow" else
                      f"random, numpy{', torch' if variant.backend == 'torch' else ''} seeded {self.setup.seed}")
-                    + f"; initialiser and dropout seeds derived from {self.setup.seed}; new permutation per epoch, "
-                      "partial batch dropped",
-            **({"tf32": rt.tf32} if on_gpu else {}),
+                    + f"; initialiser and dropout seeds derived from {self.setup.seed}",
+            "batch_order": "the harness's stream (setup.stream.take(steps) per train call)",
+            "tf32": rt.tf32 if on_gpu else "not applicable on CPU",
         }
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -168,8 +200,9 @@ class KerasSession:
         return train_step
 
     def _train_custom(self, steps: int, hook: Optional[BlockHook], every: int) -> None:
+        batches = iter(self.arrays.dataset(self.stream.take(steps)))
         for done in range(1, steps + 1):
-            x, y = next(self._iterator)
+            x, y = next(batches)
             self._step(x, y)
             if every and done % every == 0:
                 hook()
@@ -201,3 +234,15 @@ def _make_hook_callback(keras: Any) -> Any:
                 self.hook()
 
     return BlockHookCallback
+
+
+def _with_policy(keras: Any, policy: str, build: Any) -> Any:
+    """Build under the Keras dtype policy ``policy``; the global policy is restored (a shared test process)."""
+    if policy == "float32":
+        return build()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return build()
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 from importlib import metadata
 from typing import TYPE_CHECKING, Sequence
 
 from dlbench import FrameworkUnavailable, Setup
 
 if TYPE_CHECKING:
-    from dlbench import ModelSpec
+    from dlbench import DeviceCheck, ModelSpec
 
     from dlbench_pytorch.session import TorchSession
 
@@ -34,17 +33,17 @@ class TorchFramework:
             raise FrameworkUnavailable(INSTALL_HINT) from None
 
     def variants(self) -> Sequence[str]:
-        return ["eager", "compile"]
+        # amp-bf16: eager under torch.autocast(bfloat16); tuned: the performance guides' settings (tuned.py)
+        return ["eager", "compile", "tuned", "amp-bf16"]
 
     def devices(self) -> Sequence[str]:
-        # Importing torch costs about a second; only pay for it when an NVIDIA device node exists.
-        if not glob.glob("/dev/nvidia[0-9]*"):
-            return ["cpu"]
-        try:
-            import torch
-        except ImportError:
-            return ["cpu"]
-        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+        return [check.device for check in self.device_checks() if check.available]
+
+    def device_checks(self) -> "list[DeviceCheck]":
+        """Each device with what torch sees, or why not (CPU-only build, no driver, ...); torch not imported."""
+        from dlbench import DeviceCheck, cpu_model, torch_gpu
+
+        return [DeviceCheck("cpu", True, cpu_model()), torch_gpu()]
 
     def supports(self, spec: "ModelSpec") -> bool:
         return all(layer.kind in SUPPORTED_LAYERS for layer in spec.layers)
