@@ -10,7 +10,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from dlbench.errors import ResultsError
 from dlbench.rundir import results_file
@@ -33,6 +33,36 @@ _REQUIRED: dict[str, tuple[type, ...]] = {
     "status": (str,),
     "metrics": (dict,),
 }
+
+
+# schema version v -> the step that turns a version-v record into a version-(v + 1) one (asv's update_to_N
+# pattern). Empty while 1 is the only version there ever was; when version 2 comes, add {1: _to_2} here
+# and every older file keeps reading. Steps get a copy and return the upgraded record.
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def upgrade_record(record: Any) -> Any:
+    """``record`` brought up to SCHEMA_VERSION, one step at a time; anything else is left to ``validate``.
+
+    A record newer than this dlbench raises ResultsError: guessing at fields we do not know could
+    publish wrong numbers.
+    """
+    if not isinstance(record, dict):
+        return record
+    version = record.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version == SCHEMA_VERSION:
+        return record
+    if version > SCHEMA_VERSION:
+        raise ResultsError(f"schema_version {version} is newer than this dlbench reads ({SCHEMA_VERSION}); "
+                           f"upgrade dlbench (pip install -U dlbench) to read it")
+    while version < SCHEMA_VERSION:
+        step = UPGRADES.get(version)
+        if step is None:
+            return record  # no path from this version: validate() names it
+        record = step(dict(record))
+        version += 1
+        record["schema_version"] = version
+    return record
 
 
 def case_id(record: dict[str, Any]) -> str:
@@ -110,6 +140,10 @@ def iter_records(path: Path, tolerate_torn_tail: bool = True) -> Iterator[dict[s
                 warn(f"{path}:{number}: dropped a torn last line (the run was killed mid-write)")
                 return
             raise ResultsError(f"{path}:{number}: not valid JSON ({exc})") from None
+        try:
+            record = upgrade_record(record)
+        except ResultsError as exc:
+            raise ResultsError(f"{path}:{number}: {exc}") from None
         problem = validate(record)
         if problem:
             raise ResultsError(f"{path}:{number}: {problem}")

@@ -1,4 +1,4 @@
-"""The ``table``, ``report``, ``compare`` and ``export`` subcommands of ``dlbench``.
+"""The ``table``, ``report``, ``compare``, ``export`` and ``publish`` subcommands of ``dlbench``.
 
 Handlers take the parsed arguments and return an exit code; a user mistake (missing file, malformed
 results, bad option) raises UsageError with one line naming the input and the fix.
@@ -60,6 +60,24 @@ def add_commands(subparsers: Any) -> None:
                         help="pytest-benchmark (the only one so far)")
     export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.json")
     export.set_defaults(func=export_command)
+
+    publish = subparsers.add_parser("publish", help="build a static site of many runs: histories, regressions found",
+                                    description="Build a static site (opens from disk, no script, no network) from "
+                                                "many runs: an index of runs, the latest comparison table, one page "
+                                                "per case and machine with its history against date and framework "
+                                                "version, and the regressions and improvements a step detector "
+                                                "finds. Re-running only re-renders pages whose inputs changed.")
+    publish.add_argument("runs", nargs="+", type=Path, metavar="RUN",
+                         help="run folders (e.g. reports/runs/*) or results.jsonl files")
+    publish.add_argument("-o", "--output", type=Path, required=True, metavar="SITE",
+                         help="the site folder (new, empty, or built by an earlier publish)")
+    publish.add_argument("--threshold", default="5%", metavar="PCT",
+                         help="smallest step in a history that counts as a change, in percent (default 5%%)")
+    publish.add_argument("--keep-hostnames", action="store_true",
+                         help="keep host names, user names and paths (left out of published pages by default)")
+    publish.add_argument("--across-machines", action="store_true",
+                         help="also write a page per case showing it on every machine side by side")
+    publish.set_defaults(func=publish_command)
 
 
 def read_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -146,4 +164,14 @@ def export_command(args: argparse.Namespace) -> int:
     args.output.write_text(json.dumps(document, indent=4, allow_nan=False) + "\n", encoding="utf-8")
     print(f"wrote {len(document['benchmarks'])} benchmarks to {args.output}; "
           f"view with: pytest-benchmark compare {args.output}")
+    return 0
+
+
+def publish_command(args: argparse.Namespace) -> int:
+    from dlbench.report.publish import publish
+
+    threshold = parse_threshold(args.threshold)
+    result = publish(args.runs, args.output, threshold, keep_hostnames=args.keep_hostnames,
+                     across=args.across_machines)
+    print(result.summary())
     return 0

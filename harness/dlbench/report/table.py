@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from dlbench.report import _format as f
 from dlbench.results import CASE_KEYS, case_id
+from dlbench.report.trust import TRUST_COLUMNS, legend, peak_cell, trust_columns
 from dlbench.stats import NOISY_IQR_RATIO, median, median_ci, percentile
 
 if TYPE_CHECKING:
@@ -33,8 +34,9 @@ RECORD_CI = {"train_samples_per_s": "train_ci95", "infer_samples_per_s": "infer_
 SPREAD = {"train_samples_per_s": "train_iqr_rel", "infer_samples_per_s": "infer_iqr_rel"}
 
 SUMMARY_COLUMNS = (
-    "case_id", *CASE_KEYS, "framework_version", "status", "error", "synthetic", "n_repeats", "n_ok", "noisy",
-    "train_iqr_rel", "infer_iqr_rel", "tta_reached",
+    "case_id", *CASE_KEYS, "machine", "framework_version", "status", "error", "synthetic", "n_repeats", "n_ok", "noisy",
+    "batch_order", "busy_threads", "over_thread_budget",
+    "train_iqr_rel", "infer_iqr_rel", "tta_reached", *TRUST_COLUMNS,
     *[column for metric in METRICS
       for column in ((metric, f"{metric}_ci_lo", f"{metric}_ci_hi") if metric in CI_METRICS else (metric,))],
 )
@@ -86,9 +88,21 @@ def summarise(records: Iterable[dict[str, Any]]) -> "pd.DataFrame":
     """One row per case (grouped by ``results.CASE_KEYS``) with medians over ok repeats, CIs and flags."""
     import pandas as pd
 
-    rows = [_summarise_case(cid, group) for cid, group in group_cases(records).items()]
+    return pd.DataFrame(summary_rows(records), columns=list(SUMMARY_COLUMNS))
+
+
+def summary_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``summarise``'s rows as dicts, without pandas: ``dlbench publish`` summarises thousands of runs."""
+    from dlbench.executors.machines import kind_of
+
+    records = [r for r in records if not r.get("retried")]  # a crashed attempt that was run again
+    by_machine: dict[tuple[str, str], list[dict[str, Any]]] = {}  # the same case on two machines: two rows
+    for cid, group in group_cases(records).items():
+        for record in group:
+            by_machine.setdefault((cid, kind_of(record)), []).append(record)
+    rows = [{**_summarise_case(cid, group), "machine": machine} for (cid, machine), group in by_machine.items()]
     rows.sort(key=_row_order)
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    return rows
 
 
 def _row_order(row: dict[str, Any]) -> tuple:
@@ -96,7 +110,8 @@ def _row_order(row: dict[str, Any]) -> tuple:
 
     zoo = list(MODELS)
     model = str(row["model"])
-    return (str(row["task"]), zoo.index(model) if model in zoo else len(zoo), model, str(row["framework"]),
+    return (str(row.get("machine", "")), str(row["task"]), zoo.index(model) if model in zoo else len(zoo), model,
+            str(row["framework"]),
             str(row["variant"]), str(row["device"]), row["batch_size"])
 
 
@@ -131,8 +146,28 @@ def _summarise_case(cid: str, records: list[dict[str, Any]]) -> dict[str, Any]:
             row[SPREAD[metric]] = NAN if spread is None else spread
             noisy = noisy or (spread is not None and spread > NOISY_IQR_RATIO)
     row["noisy"] = noisy
+    row.update(fairness_flags(ok))
+    row.update(trust_columns(ok))  # disturbed windows, CI target missed, % of the measured peak
     row["tta_reached"] = sum(metric_value(r, "time_to_accuracy_s") is not None for r in ok)
     return row
+
+
+def fairness_flags(ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a case's ok repeats say about fairness: whose batch order it trained on, threads really busy.
+
+    ``batch_order`` is "harness" only when every repeat trained on the harness's stream; records written
+    before the stream existed have no such field and read "unknown" (not flagged).
+    """
+    orders = {str(r.get("batch_order") or "unknown") for r in ok}
+    order = "harness" if orders == {"harness"} else "unknown" if orders <= {"unknown"} else \
+        "/".join(sorted(orders - {"harness", "unknown"}))
+    busy = [b for b in ((r.get("metrics") or {}).get("busy_threads") for r in ok) if isinstance(b, int)]
+    over = any((r.get("metrics") or {}).get("over_thread_budget") is True for r in ok)
+    return {"batch_order": order, "busy_threads": max(busy) if busy else NAN, "over_thread_budget": over}
+
+
+OWN_ORDER_MARK = "^"  # trained on the plugin's own batch order, not the harness's stream
+OVER_BUDGET_MARK = "!"  # more busy threads than the thread budget
 
 
 @dataclass
@@ -148,7 +183,7 @@ class Grid:
     labels: list[str] = field(default_factory=list)  # one group of FRAMEWORK_COLUMNS per label
 
 
-FRAMEWORK_COLUMNS = ("acc", "train/s", "infer/s", "p50 ms", "speed")
+FRAMEWORK_COLUMNS = ("acc", "train/s", "infer/s", "p50 ms", "% peak", "speed")
 
 
 def framework_labels(summary: "pd.DataFrame") -> dict[tuple[str, str], str]:
@@ -166,7 +201,9 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
     labels = framework_labels(summary)
     many_devices = summary["device"].nunique() > 1
     many_batches = summary["batch_size"].nunique() > 1
-    headers = ["task", "model"] + (["device"] if many_devices else []) + (["batch"] if many_batches else [])
+    many_machines = "machine" in summary and summary["machine"].nunique() > 1  # a row per machine: no ratio across
+    headers = (["machine"] if many_machines else []) + ["task", "model"] + (["device"] if many_devices else []) + \
+        (["batch"] if many_batches else [])
     key_columns = len(headers)
     for label in dict.fromkeys(labels.values()):
         headers += [f"{label} {column}" for column in FRAMEWORK_COLUMNS]
@@ -176,16 +213,17 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
     by_row: dict[tuple, dict[str, dict[str, Any]]] = {}
     synthetic: dict[tuple, bool] = {}
     for row in summary.to_dict("records"):
-        key = (row["task"], row["model"], row["device"], row["batch_size"])
+        key = (row.get("machine", ""), row["task"], row["model"], row["device"], row["batch_size"])
         by_row.setdefault(key, {})[labels[(str(row["framework"]), str(row["variant"]))]] = row
         synthetic[key] = synthetic.get(key, False) or bool(row["synthetic"])
         if row["error"]:
             grid.not_measured.append(f"{row['case_id']}: {row['status'] if not row['n_ok'] else 'partly ok'}"
                                      f" — {row['error']}")
-    any_noisy = False
+    any_noisy = own_order = over_budget = False
     for key, cells in by_row.items():
-        task, model, device, batch = key
-        line = [f"{task} (synthetic)" if synthetic[key] else str(task), str(model)]
+        machine, task, model, device, batch = key
+        line = ([str(machine)] if many_machines else []) + \
+            [f"{task} (synthetic)" if synthetic[key] else str(task), str(model)]
         line += ([str(device)] if many_devices else []) + ([str(batch)] if many_batches else [])
         speeds = [f.number(c["train_samples_per_s"]) for c in cells.values() if c["n_ok"]]
         fastest = max((s for s in speeds if s is not None), default=None)
@@ -197,8 +235,12 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
             if not cell["n_ok"]:
                 line += [str(cell["status"])] + [f.DASH] * (len(FRAMEWORK_COLUMNS) - 1)
                 continue
-            mark = "~" if cell["noisy"] else ""
-            any_noisy = any_noisy or bool(mark)
+            mark = "~" if cell["noisy"] or cell.get("disturbed") else ""
+            any_noisy = any_noisy or bool(cell["noisy"])
+            if str(cell.get("batch_order", "unknown")) not in ("harness", "unknown"):
+                mark, own_order = OWN_ORDER_MARK + mark, True
+            if cell.get("over_thread_budget") is True:
+                mark, over_budget = OVER_BUDGET_MARK + mark, True
             train = f.number(cell["train_samples_per_s"])
             relative = train / fastest if train is not None and fastest else None
             line += [f.percent(cell["accuracy"]),
@@ -206,6 +248,7 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
                      mark + f.rate(cell["infer_samples_per_s"])
                      if f.number(cell["infer_samples_per_s"]) is not None else f.DASH,
                      f.ms(cell["latency_p50_ms"]),
+                     peak_cell(cell.get("train_peak_pct")),
                      f.ratio(relative)]
         grid.rows.append(line)
 
@@ -214,9 +257,20 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
                       "over repeats)")
     if len(set(labels.values())) > 1:
         grid.notes.append("speed: training samples/s relative to the fastest framework on the row")
+    if many_machines:
+        grid.notes.append("machine: the results span several kinds of machine; each row is one machine's, and no "
+                          "ratio is taken across machines")
     if any_noisy:
         grid.notes.append("~ noisy: IQR/median above 10% over timed blocks or repeats; differences within that "
                           "spread are not meaningful")
+    grid.notes += legend([row for cells in by_row.values() for row in cells.values()],
+                         label=lambda row: f"{row['framework']} {row['model']} on {row['task']}")
+    if own_order:
+        grid.notes.append(f"{OWN_ORDER_MARK} own order: the plugin drew its own training batches instead of the "
+                          "harness's stream, so it did not see the same batches as the others")
+    if over_budget:
+        grid.notes.append(f"{OVER_BUDGET_MARK} over budget: more threads were running or waiting for a CPU during "
+                          "the timed blocks than the thread budget allows (metrics.threads_observed)")
     if any(synthetic.values()):
         grid.notes.append("(synthetic): generated data; its accuracy says little about real tasks")
     return grid
@@ -252,4 +306,11 @@ def comparison_table(records: Iterable[dict[str, Any]], fmt: str = "github") -> 
 
         footer = [f"<p>{html.escape(line)}</p>" for line in footer]
     parts.append("\n".join(footer))
-    return "\n\n".join(parts)
+    if fmt not in ("html", "unsafehtml"):
+        from dlbench.report.device import device_text
+
+        parts.append(device_text(records, fmt))  # "" unless a case measured device memory, energy or events
+    from dlbench.report.scenarios import scenario_section
+
+    parts.append(scenario_section(records, fmt))  # "" unless a case ran --inference loadgen
+    return "\n\n".join(part for part in parts if part)
