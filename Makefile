@@ -9,6 +9,12 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # make run benchmarks the built-in plugins (about 9 minutes on 2 cores); `make run SKIP_PLUGINS=` adds JAX.
 SKIP_PLUGINS ?= jax
+# make run GPU=1 installs CUDA builds (the `gpu` extra: torch with CUDA, tensorflow[and-cuda], NVML; jax[cuda12])
+# into the venv instead of the CPU ones; every device then runs (docs/gpu.md). An NVIDIA driver must be installed.
+GPU ?=
+comma := ,
+EXTRAS := $(if $(GPU),gpu$(comma)test,all$(comma)test)
+STAMP  := $(BIN)/.installed$(if $(GPU),-gpu,)
 
 run: venv data  ## set up, then benchmark every installed framework x model x task (quick profile)
 	DLBENCH_DISABLE_PLUGINS=$(SKIP_PLUGINS) $(BIN)/dlbench run --all --report
@@ -16,12 +22,13 @@ run: venv data  ## set up, then benchmark every installed framework x model x ta
 test: venv data browser  ## set up, then run the test suite (real frameworks, tiny budgets)
 	$(BIN)/python -m pytest -q
 
-venv: $(BIN)/.installed
+venv: $(STAMP)
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]' -e plugins/jax
+	$(if $(GPU),$(BIN)/pip uninstall -q -y tensorflow-cpu || true)
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]' -e plugins/jax $(if $(GPU),'jax[cuda12]')
 	touch $@
 
 data:  ## Debian's Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist), where apt exists

@@ -1,12 +1,14 @@
 """Plain PyTorch, as a tutorial writes it: the yardstick dlbench's pytorch plugin is compared against.
 
-    python benchmarks/plain_pytorch.py MODEL --steps N --threads T --batch-size 128
+    python benchmarks/plain_pytorch.py MODEL --steps N --threads T --batch-size 128 [--device cuda] [--task NAME]
 
 No dlbench code except ``dlbench.data.load_task``, so both see identical arrays. The model is written
 by hand with torch's default initialisation; training is the usual loop over shuffled index batches of
 tensors held in memory (zero_grad, forward, loss, backward, step); inference is a loop of ``model(x)``
 under ``torch.inference_mode()`` on one batch of the test set.
 Prints one JSON line: {"train_samples_per_s": ..., "infer_samples_per_s": ..., ...}.
+On ``--device cuda`` the data lives on the GPU, TF32 is off (as in dlbench's float32 cases) and the clock
+is read after ``torch.cuda.synchronize()`` at each block boundary, as any careful CUDA script does.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def main() -> None:
     parser.add_argument("--infer-batch-size", type=int, default=128)
     parser.add_argument("--infer-seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=int, default=0, help="batches before the clock (default: 10%% of steps, >= 5)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--task", help="data set (default: fashion_mnist for image models, synthetic_text for text)")
     args = parser.parse_args()
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -90,10 +94,18 @@ def main() -> None:
 
     from dlbench.data import load_task
 
-    task = TASKS[args.model]
+    task = args.task or TASKS[args.model]
     data = load_task(task)
     torch.manual_seed(0)
-    binary = task == "synthetic_text"
+    binary = data.num_classes == 2
+    device = torch.device(args.device)
+    if device.type == "cuda":  # strict float32, like dlbench's float32 cases
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
     if binary:
         x_train = torch.from_numpy(data.x_train).long()
         y_train = torch.from_numpy(data.y_train).float().unsqueeze(1)
@@ -104,14 +116,15 @@ def main() -> None:
         y_train = torch.from_numpy(data.y_train)
         x_test = torch.from_numpy(data.x_test).permute(0, 3, 1, 2).contiguous()
         loss_fn = torch.nn.CrossEntropyLoss()
-    model = build(torch, args.model)
+    x_train, y_train, x_test = x_train.to(device), y_train.to(device), x_test.to(device)
+    model = build(torch, args.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
 
     bs = args.batch_size
 
     def batches():
         while True:
-            perm = torch.randperm(len(x_train))
+            perm = torch.randperm(len(x_train), device=device)
             for i in range(len(x_train) // bs):
                 idx = perm[i * bs:(i + 1) * bs]
                 yield x_train[idx], y_train[idx]
@@ -127,6 +140,7 @@ def main() -> None:
     model.train()
     warmup = args.warmup or max(5, args.steps // 10)
     train(warmup)
+    sync()
     # The clock is read between ten blocks (negligible cost): the headline rate is the whole run's, as a
     # user measures it; the median block rate is also printed, comparable to dlbench's median of blocks
     # when the machine is busy.
@@ -134,6 +148,7 @@ def main() -> None:
     ends = [time.perf_counter()]
     for done in range(0, args.steps, block):
         train(min(block, args.steps - done))
+        sync()
         ends.append(time.perf_counter())
     train_rate = args.steps * bs / (ends[-1] - ends[0])
     block_rates = [min(block, args.steps - i * block) * bs / (t1 - t0)
@@ -144,16 +159,27 @@ def main() -> None:
     with torch.inference_mode():
         for _ in range(5):
             model(batch)
+        sync()
         calls, start = 0, time.perf_counter()
+        infer_blocks, block_start, block_calls = [], start, 0  # ~0.1 s blocks, as dlbench's Offline (CPU)
         while time.perf_counter() - start < args.infer_seconds:
             model(batch)
             calls += 1
+            block_calls += 1
+            now = time.perf_counter()
+            if device.type == "cpu" and now - block_start >= 0.1:
+                infer_blocks.append(block_calls * len(batch) / (now - block_start))
+                block_start, block_calls = now, 0
+            if device.type == "cuda" and calls % 64 == 0:
+                sync()  # keep the queue short, so the loop's clock reads track the device
+        sync()
         infer_rate = calls * len(batch) / (time.perf_counter() - start)
     print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": train_rate,
                       "train_block_median_samples_per_s": statistics.median(block_rates),
+                      "train_blocks": block_rates, "infer_blocks": infer_blocks,
                       "infer_samples_per_s": infer_rate, "steps": args.steps, "warmup": warmup,
                       "threads": args.threads, "batch_size": bs, "infer_batch_size": len(batch),
-                      "torch": torch.__version__}))
+                      "torch": torch.__version__, "device": args.device}))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from dlbench.contract import BlockHook, Framework, FrameworkUnavailable, Register, Session, Setup, TaskData
+from dlbench.devices import (DeviceCheck, distribution_version, gpu_reason, jax_gpu, nvidia_driver, run_probe,
+                             tensorflow_gpu, torch_gpu)
+from dlbench.fairness import FairnessProfile, fairness_profile
 from dlbench.hookspecs import hookimpl
+from dlbench.stream import BatchStream
 from dlbench.probes import cpu_model, gpu_names, torch_strict_float32, torch_thread_budget
 from dlbench.zoo import ModelSpec
 
@@ -46,7 +50,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BatchStream",
     "BlockHook",
+    "DeviceCheck",
+    "FairnessProfile",
     "Framework",
     "FrameworkConformance",
     "FrameworkUnavailable",
@@ -57,8 +64,16 @@ __all__ = [
     "TaskData",
     "__version__",
     "cpu_model",
+    "distribution_version",
+    "fairness_profile",
     "gpu_names",
+    "gpu_reason",
     "hookimpl",
+    "jax_gpu",
+    "nvidia_driver",
+    "run_probe",
+    "tensorflow_gpu",
     "torch_strict_float32",
+    "torch_gpu",
     "torch_thread_budget",
 ]

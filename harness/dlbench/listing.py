@@ -1,4 +1,4 @@
-"""The tables ``dlbench list`` prints: frameworks (with plugin and versions), models, tasks."""
+"""The tables ``dlbench list`` prints: frameworks (with plugin and versions), devices, models, tasks."""
 
 from __future__ import annotations
 
@@ -24,6 +24,24 @@ def frameworks_table() -> str:
             rows.append(["-", "-", "", "", _plugin_label(plugin), plugin.error])
     return "Frameworks\n" + tabulate(rows, ["framework", "version", "variants (default first)", "devices",
                                             "plugin (distribution)", "status"], tablefmt="simple")
+
+
+def devices_table() -> str:
+    """Per framework (and backend) each device: whether it is usable here, what was seen or why not."""
+    from dlbench.devices import checks_of
+
+    registry = load_registry()
+    rows = []
+    for name, framework in registry.frameworks.items():
+        try:
+            checks = checks_of(framework)
+        except Exception as exc:  # one plugin's broken probe must not hide the others
+            rows.append([name, "", "?", "error", f"{type(exc).__name__}: {exc}"])
+            continue
+        for check in checks:
+            rows.append([name, check.backend or "-", check.device, "yes" if check.available else "no", check.detail])
+    return "Devices (what each framework sees here, or why not)\n" + tabulate(
+        rows, ["framework", "backend", "device", "usable", "seen / why not"], tablefmt="simple")
 
 
 def _plugin_label(plugin) -> str:

@@ -22,6 +22,8 @@ import dlbench
 from dlbench.report import plots
 from dlbench.report.sections import (Table, environment_table, failures_table, fairness_table, overview_facts,
                                      task_table)
+from dlbench.report.device import NOTES as DEVICE_NOTES, device_table, not_measured_reasons
+from dlbench.report.scenarios import scenario_table
 from dlbench.report.table import FRAMEWORK_COLUMNS, Grid, comparison_grid, framework_labels, summarise
 
 CHART_PREFIX = "chart-"
@@ -82,8 +84,9 @@ def _write_csv(summary, path: Path) -> None:
 def _charts(rows: list[dict[str, Any]], label_of, colors) -> list[Chart]:
     charts: list[Chart] = []
     ok = [r for r in rows if r["n_ok"]]
-    for task in dict.fromkeys(str(r["task"]) for r in ok):
-        task_rows = [r for r in ok if str(r["task"]) == task]
+    many = _many_machines(rows)
+    for task in dict.fromkeys(section_of(r, many) for r in ok):
+        task_rows = [r for r in ok if section_of(r, many) == task]
         if any(plots._value(r, m) is not None for r in task_rows
                for m in ("train_samples_per_s", "infer_samples_per_s")):
             charts.append(Chart(f"{CHART_PREFIX}{len(charts) + 1}-throughput-{_slug(task)}.svg",
@@ -105,6 +108,15 @@ def _charts(rows: list[dict[str, Any]], label_of, colors) -> list[Chart]:
     return charts
 
 
+def _many_machines(rows: list[dict[str, Any]]) -> bool:
+    return len({str(r.get("machine", "")) for r in rows}) > 1
+
+
+def section_of(row: dict[str, Any], many_machines: bool) -> str:
+    """A task's section (and chart): one per task, or per task and machine when results span machines."""
+    return f"{row['task']} on {row['machine']}" if many_machines else str(row["task"])
+
+
 @dataclass
 class _Context:
     records: list[dict[str, Any]]
@@ -116,10 +128,11 @@ class _Context:
 
     @property
     def tasks(self) -> list[str]:
-        return list(dict.fromkeys(str(r["task"]) for r in self.rows))
+        return list(dict.fromkeys(section_of(r, _many_machines(self.rows)) for r in self.rows))
 
     def task_rows(self, task: str) -> list[dict[str, Any]]:
-        return [r for r in self.rows if str(r["task"]) == task]
+        many = _many_machines(self.rows)
+        return [r for r in self.rows if section_of(r, many) == task]
 
     def synthetic(self, task: str) -> bool:
         return any(r["synthetic"] for r in self.task_rows(task))
@@ -278,6 +291,16 @@ def _html(ctx: _Context) -> str:
     if not any(c.title.startswith("Accuracy") for c in ctx.charts) and any(r["n_ok"] for r in ctx.rows):
         parts.append(f'<section id="accuracy"><h2>Accuracy against time-to-accuracy</h2>'
                      f"{_notes([NO_TTA])}</section>")
+    device = device_table(ctx.records)
+    if device is not None:
+        nav.append('<a href="#device">Device</a>')
+        parts.append(f'<section id="device"><h2>Device memory, energy and timing</h2>{_html_table(device)}'
+                     f"{_notes(DEVICE_NOTES + not_measured_reasons(ctx.records))}</section>")
+    scenarios = scenario_table(ctx.records)
+    if scenarios is not None:
+        nav.append('<a href="#scenarios">Scenarios</a>')
+        parts.append(f'<section id="scenarios"><h2>MLPerf scenarios (LoadGen)</h2>{_html_table(scenarios[0])}'
+                     f"{_notes(scenarios[1])}</section>")
     nav.append('<a href="#environment">Environment</a>')
     parts.append(f'<section id="environment"><h2>Environment</h2>{_html_table(environment_table(ctx.records))}'
                  f"<h3>Fairness profile</h3>{_html_table(fairness_table(ctx.records, ctx.label_of))}"
@@ -314,6 +337,9 @@ def _task_notes(ctx: _Context, task: str) -> list[str]:
              "for a single repeat. Latency: SingleStream at batch 1."]
     if any(r["noisy"] for r in ctx.task_rows(task)):
         notes.append("~ noisy: IQR/median above 10% over blocks or repeats.")
+    if any(r.get("disturbed") for r in ctx.task_rows(task)):
+        notes.append("~ disturbed: steal or other processes' load during the timed blocks (the flags column says "
+                     "which and how much); `dlbench doctor` says what to change.")
     if ctx.synthetic(task):
         notes.append("Synthetic task: generated data, its accuracy says little about real tasks.")
     return notes
@@ -354,6 +380,14 @@ def _markdown(ctx: _Context) -> str:
         lines += ["", f"## {md(chart.title)}", "", f"![{md(chart.title)}]({chart.file})", "", f"*{md(chart.caption)}*"]
     if not any(c.title.startswith("Accuracy") for c in ctx.charts) and any(r["n_ok"] for r in ctx.rows):
         lines += ["", "## Accuracy against time-to-accuracy", "", NO_TTA]
+    device = device_table(ctx.records)
+    if device is not None:
+        lines += ["", "## Device memory, energy and timing", "", _md_table(device), ""]
+        lines += [f"- {md(note)}" for note in DEVICE_NOTES + not_measured_reasons(ctx.records)]
+    scenarios = scenario_table(ctx.records)
+    if scenarios is not None:
+        lines += ["", "## MLPerf scenarios (LoadGen)", "", _md_table(scenarios[0]), ""]
+        lines += [f"- {md(note)}" for note in scenarios[1]]
     lines += ["", "## Environment", "", _md_table(environment_table(ctx.records)), "",
               "### Fairness profile", "", _md_table(fairness_table(ctx.records, ctx.label_of))]
     failures, tails = failures_table(ctx.records)
