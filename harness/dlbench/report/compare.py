@@ -1,25 +1,21 @@
 """``dlbench compare BASE NEW``: did a case get faster or slower, beyond noise and beyond a threshold?
 
-A change is called only when it is both significant and larger than the threshold. Significance comes
-from the best evidence both sides have, in this order:
-
-1. Mann-Whitney U over the repeat values, when both sides have at least 3 repeats and the sample sizes
-   can reach p < alpha at all (3 against 3 cannot: its smallest two-sided p is 0.1);
-2. Mann-Whitney U over the per-block samples (``train_blocks`` / ``infer_blocks``) of all repeats; as
-   blocks of one process share its luck, with two or more repeats a side the repeat values must also
-   separate completely (the most 3 against 3 can show);
-3. non-overlap of the 95% CIs (a single repeat's own CI over blocks, or min-max of the repeats);
-4. nothing: a single value on a side. The verdict then carries a '?' and never fails the comparison.
+Honest by construction (``decide``): the unit of evidence is the process, one value per repeat, never
+the timed blocks (blocks of one process share its luck); a change is called only when a one-sided Welch
+t-test on log repeat values puts it beyond the threshold, and Holm's correction over every comparison in
+the call keeps the chance of any false "faster"/"slower" at most alpha (5%). "same" needs the change's CI
+inside the threshold; anything else is "unclear", with the repeats a side that would decide it. With one
+repeat a side nothing is tested: the verdict is "unclear" and never fails the comparison.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
 from dlbench.report import _format as f
 from dlbench.report.table import group_cases, metric_blocks, metric_value, record_ci
+from dlbench.report.decide import Decision, decide, settle
 from dlbench.stats import median, median_ci
 
 # metric -> True when higher is better
@@ -27,6 +23,9 @@ METRICS: dict[str, bool] = {
     "train_samples_per_s": True, "infer_samples_per_s": True, "train_gflops_per_s": True,
     "infer_gflops_per_s": True, "latency_p50_ms": False, "latency_p90_ms": False, "latency_p99_ms": False,
     "latency_mean_ms": False, "compile_s": False, "first_step_s": False, "time_to_accuracy_s": False,
+    # --inference loadgen (present only for runs LoadGen called VALID)
+    "loadgen_server_qps": True, "loadgen_server_latency_p99_ms": False, "loadgen_multistream_latency_p99_ms": False,
+    "loadgen_singlestream_latency_p90_ms": False, "loadgen_offline_samples_per_s": True,
 }
 DEFAULT_METRICS = ("train_samples_per_s", "infer_samples_per_s", "latency_p50_ms")
 ALPHA = 0.05
@@ -52,9 +51,11 @@ class Change:
     base: float
     new: float
     change: float  # new / base - 1 (the metric's own direction: +10% latency is slower)
-    verdict: str  # faster | slower | same, with '?' when untested
+    verdict: str  # faster | slower | same | unclear
     test: str  # what decided significance, with p where there is one
     significant: bool
+    ci: Optional[tuple[float, float]] = None  # 95% CI of the change (geometric means of the repeats)
+    needs: Optional[int] = None  # repeats a side that would decide an unclear verdict
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Comparison:
     not_compared: list[str] = field(default_factory=list)  # a side that did not run ok
     newly_broken: list[str] = field(default_factory=list)  # ok in BASE, not ok in NEW: a regression too
     threshold: float = 0.05
+    alpha: float = ALPHA
 
     @property
     def regressions(self) -> list[Change]:
@@ -85,37 +87,10 @@ def evidence(records: Sequence[dict[str, Any]], metric: str) -> Optional[Evidenc
     return Evidence(repeats, blocks, ci)
 
 
-def _min_exact_p(n1: int, n2: int) -> float:
-    """The smallest two-sided p-value an exact Mann-Whitney test can give for these sample sizes."""
-    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
-
-
-def _mann_whitney(a: list[float], b: list[float]) -> float:
-    from scipy.stats import mannwhitneyu
-
-    if len(set(a) | set(b)) == 1:
-        return 1.0
-    p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    return 1.0 if math.isnan(p) else p
-
-
-def significance(base: Evidence, new: Evidence, alpha: float = ALPHA) -> tuple[Optional[bool], str]:
-    """(significant, how it was decided); significant is None when nothing could be tested."""
-    nb, nn = len(base.repeats), len(new.repeats)
-    if nb >= 3 and nn >= 3 and _min_exact_p(nb, nn) < alpha:
-        p = _mann_whitney(base.repeats, new.repeats)
-        return p < alpha, f"MWU repeats {nb}v{nn} p={p:.2g}"
-    if len(base.blocks) >= 3 and len(new.blocks) >= 3:
-        p = _mann_whitney(base.blocks, new.blocks)
-        test = f"MWU blocks {len(base.blocks)}v{len(new.blocks)} p={p:.2g}"
-        if nb >= 2 and nn >= 2:  # blocks of one process move together: the repeats must separate too
-            apart = max(base.repeats) < min(new.repeats) or max(new.repeats) < min(base.repeats)
-            return p < alpha and apart, test + (", repeats apart" if apart else ", repeats overlap")
-        return p < alpha, test
-    if base.ci and new.ci:
-        apart = base.ci[1] < new.ci[0] or new.ci[1] < base.ci[0]
-        return apart, "CIs apart" if apart else "CIs overlap"
-    return None, "untested (one value per side)"
+def significance(base: Evidence, new: Evidence, threshold: float, higher_is_better: bool,
+                 alpha: float = ALPHA) -> Decision:
+    """The decision for one metric from the repeat values of both sides (before the family correction)."""
+    return decide(base.repeats, new.repeats, threshold, higher_is_better, alpha)
 
 
 def compare_records(base: Iterable[dict[str, Any]], new: Iterable[dict[str, Any]],
@@ -129,6 +104,7 @@ def compare_records(base: Iterable[dict[str, Any]], new: Iterable[dict[str, Any]
     result = Comparison(threshold=threshold)
     result.only_base = [c for c in base_cases if c not in new_cases]
     result.only_new = [c for c in new_cases if c not in base_cases]
+    decisions: list[Decision] = []
     for case in (c for c in base_cases if c in new_cases):
         sides = {"BASE": base_cases[case], "NEW": new_cases[case]}
         broken = [f"{name} {_status(group)}" for name, group in sides.items()
@@ -140,17 +116,22 @@ def compare_records(base: Iterable[dict[str, Any]], new: Iterable[dict[str, Any]
             continue
         for metric in metrics:
             b, n = evidence(sides["BASE"], metric), evidence(sides["NEW"], metric)
+            if b is not None and n is None and metric.startswith("loadgen_"):  # LoadGen: VALID in BASE, not in NEW
+                result.newly_broken.append(f"{case} ({metric}: no LoadGen run VALID in NEW)")
+                continue
             if b is None or n is None or b.centre == 0:
                 continue
             relative = n.centre / b.centre - 1
-            better = relative > 0 if METRICS[metric] else relative < 0
-            significant, test = significance(b, n, alpha)
-            if abs(relative) <= threshold or significant is False:
-                verdict = "same"
-            else:
-                verdict = ("faster" if better else "slower") + ("?" if significant is None else "")
-            result.changes.append(Change(case, metric, b.centre, n.centre, relative, verdict, test,
-                                         bool(significant)))
+            decision = significance(b, n, threshold, METRICS[metric], alpha)
+            decisions.append(decision)
+            result.changes.append(Change(case, metric, b.centre, n.centre, relative, decision.verdict,
+                                         decision.test, False))
+    settle(decisions, alpha)
+    for change, decision in zip(result.changes, decisions):
+        change.verdict, change.test, change.ci, change.needs = (decision.verdict, decision.test, decision.ci,
+                                                                decision.needs)
+        change.significant = decision.verdict in ("faster", "slower")
+    result.alpha = alpha
     return result
 
 
@@ -165,6 +146,19 @@ def _value(metric: str, value: float) -> str:
     return f.ms(value) if is_time else f.rate(value)
 
 
+def _needs_hint(unclear: list[Change]) -> str:
+    """How many repeats a side would decide the unclear comparisons, from the spread the repeats showed."""
+    if all(c.ci is None for c in unclear):  # nothing was tested: a single repeat on a side
+        return "one value a side tests nothing: rerun both sides with --repeat 3 or more"
+    wanted = sorted(c.needs for c in unclear if c.needs)
+    if not wanted:
+        return "rerun both sides with more repeats"
+    typical = wanted[len(wanted) // 2]
+    most = "100 or more" if wanted[-1] >= 100 else str(wanted[-1])
+    return (f"at the spread seen, about --repeat {typical} a side would decide half of them "
+            f"(the one closest to the threshold needs {most})")
+
+
 def format_comparison(result: Comparison, fmt: str = "simple", base_name: str = "BASE",
                       new_name: str = "NEW") -> str:
     """The comparison table, a summary line, each regression named, and the cases not compared."""
@@ -173,22 +167,25 @@ def format_comparison(result: Comparison, fmt: str = "simple", base_name: str = 
     lines: list[str] = [f"BASE = {base_name}, NEW = {new_name}", ""]
     if result.changes:
         rows = [[c.case, c.metric, _value(c.metric, c.base), _value(c.metric, c.new), f.change(c.change),
-                 c.verdict, c.test] for c in result.changes]
-        lines.append(tabulate(rows, ["case", "metric", "BASE", "NEW", "change", "verdict", "test"],
-                              tablefmt=fmt, colalign=["left", "left", "right", "right", "right", "left", "left"],
+                 f.interval(*c.ci, fmt=f.change) if c.ci else f.DASH, c.verdict, c.test] for c in result.changes]
+        lines.append(tabulate(rows, ["case", "metric", "BASE", "NEW", "change", "95% CI", "verdict", "test"],
+                              tablefmt=fmt,
+                              colalign=["left", "left", "right", "right", "right", "right", "left", "left"],
                               disable_numparse=True))
     else:
         lines.append("no case ran ok in both files: nothing to compare")
-    counts = {v: sum(c.verdict.rstrip("?") == v for c in result.changes) for v in ("faster", "slower", "same")}
+    counts = {v: sum(c.verdict == v for c in result.changes) for v in ("faster", "slower", "same", "unclear")}
     cases = len({c.case for c in result.changes})
     lines.append("")
     lines.append(f"{cases} case(s) compared, threshold {100 * result.threshold:g}%: "
                  + ", ".join(f"{n} {v}" for v, n in counts.items()) + " (metric changes)")
-    if any(c.verdict.endswith("?") for c in result.changes):
-        lines.append("?: a single value per side, no test possible; rerun with --repeat 3 or more")
-    if any(c.test.startswith("MWU blocks") and "repeats" not in c.test for c in result.changes):
-        lines.append("note: with one repeat a side, block tests cannot see run-to-run variation; "
-                     "keep the threshold above it or rerun with --repeat 3 or more")
+    if result.changes:
+        lines.append(f"evidence: one value per repeat (process); faster/slower = beyond the threshold by a one-sided "
+                     f"Welch t-test on log values, Holm-corrected over all {len(result.changes)} comparisons "
+                     f"(chance of any false call <= {100 * result.alpha:g}%); same = 95% CI within the threshold")
+    unclear = [c for c in result.changes if c.verdict == "unclear"]
+    if unclear:
+        lines.append(f"unclear: {len(unclear)} comparison(s) the repeats cannot decide; {_needs_hint(unclear)}")
     for change in result.regressions:
         lines.append(f"SLOWER: {change.case}: {change.metric} {f.change(change.change)} ({change.test})")
     for case in result.newly_broken:

@@ -1,0 +1,130 @@
+"""The MLPerf scenario section of tables and reports: what LoadGen said about each case (``--inference loadgen``).
+
+One row per case and scenario, medians over the case's ok repeats. A Server run LoadGen called INVALID
+shows its verdict and no numbers; the reasons are listed under the table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Sequence
+
+from dlbench.report import _format as f
+from dlbench.report.sections import Table
+from dlbench.report.table import group_cases
+from dlbench.stats import median
+
+HEADERS = ["task", "model", "framework", "scenario", "result", "QPS", "p50 ms", "p90 ms", "p99 ms", "bound ms",
+           "vs own"]
+ORDER = ("single-stream", "multi-stream", "server", "offline")
+
+
+def _loadgen(record: dict[str, Any]) -> Optional[dict[str, Any]]:
+    details = (record.get("metrics") or {}).get("loadgen")
+    return details if isinstance(details, dict) and isinstance(details.get("scenarios"), dict) else None
+
+
+def _mid(values: Iterable[Any]) -> Optional[float]:
+    numbers = [v for v in map(f.number, values) if v is not None]
+    return median(numbers) if numbers else None
+
+
+def _verdict(results: Sequence[dict[str, Any]]) -> str:
+    valid = sum(bool(r.get("valid")) for r in results)
+    if valid == len(results):
+        return "VALID"
+    return "INVALID" if not valid else f"{valid}/{len(results)} VALID"
+
+
+def _row(label: str, records: list[dict[str, Any]], scenario: str, notes: list[str]) -> Optional[list[str]]:
+    details = [d for d in map(_loadgen, records) if d and scenario in d["scenarios"]]
+    if not details:
+        return None
+    results = [d["scenarios"][scenario] for d in details]
+    first = records[0]
+    head = [str(first["task"]), str(first["model"]), label, scenario, _verdict(results)]
+    valid = [r for r in results if r.get("valid")]
+    consistency = [d.get("consistency") or {} for d in details]
+    if scenario == "server":
+        bound = f.ms(_mid(r.get("latency_bound_ms") for r in results))
+        if not valid:
+            reasons = results[0].get("reasons") or ["no reason recorded"]
+            notes.append(f"{label} {first['model']} on {first['task']}, server INVALID at every QPS tried: "
+                         + "; ".join(map(str, reasons[:3])))
+            return head + [f.DASH] * 4 + [bound, f.DASH]
+        runs = [r.get("run", {}).get("latency_ms") or {} for r in valid]
+        return head + [f.rate(_mid(r.get("target_qps") for r in valid))] + \
+            [f.ms(_mid(run.get(p) for run in runs)) for p in ("p50", "p90", "p99")] + [bound, f.DASH]
+    if not valid:
+        reasons = results[0].get("reasons") or ["no reason recorded"]
+        notes.append(f"{label} {first['model']} on {first['task']}, {scenario} INVALID: "
+                     + "; ".join(map(str, reasons[:3])))
+    shown = valid or results
+    latencies = [r.get("latency_ms") or {} for r in shown]
+    if scenario == "offline":
+        ratio = _mid((c.get("offline") or {}).get("ratio") for c in consistency)
+        return head + [f.rate(_mid(r.get("qps") for r in shown))] + [f.DASH] * 4 + [f.ratio(ratio)]
+    qps = f.rate(_mid(r.get("qps") for r in shown)) if scenario == "single-stream" else f.DASH
+    ratio = _mid((c.get("single_stream") or {}).get("ratio_p50") for c in consistency) \
+        if scenario == "single-stream" else None
+    return head + [qps] + [f.ms(_mid(lat.get(p) for lat in latencies)) for p in ("p50", "p90", "p99")] + \
+        [f.DASH, f.ratio(ratio)]
+
+
+def scenario_table(records: Iterable[dict[str, Any]]) -> Optional[tuple[Table, list[str]]]:
+    """The LoadGen scenario table and its notes; None when no record ran LoadGen."""
+    from dlbench.report.table import _row_order
+
+    records = [r for r in records if r.get("status") == "ok"]
+    if not any(_loadgen(r) for r in records):
+        return None
+    groups = group_cases(records)
+    keyed = sorted(groups.values(), key=lambda group: _row_order({k: group[0].get(k) for k in
+                                                                   ("task", "model", "framework", "variant",
+                                                                    "device", "batch_size")}))
+    variants: dict[str, set[str]] = {}
+    for group in keyed:
+        variants.setdefault(str(group[0]["framework"]), set()).add(str(group[0]["variant"]))
+    table = Table(list(HEADERS), [], numeric=set(range(5, len(HEADERS))))
+    notes: list[str] = []
+    for group in keyed:
+        fw = str(group[0]["framework"])
+        label = fw if len(variants[fw]) == 1 else f"{fw}/{group[0]['variant']}"
+        for scenario in ORDER:
+            row = _row(label, group, scenario, notes)
+            if row is not None:
+                table.rows.append(row)
+                table.row_classes.append("" if row[4] == "VALID" else "bad")
+    details = [d for d in map(_loadgen, records) if d]
+    settings = details[0].get("settings") or {}
+    versions = sorted({str(d.get("version")) for d in details})
+    header = (f"MLPerf scenarios through LoadGen {', '.join(versions)}: {settings.get('note', '')}; "
+              f"min duration {settings.get('min_duration_ms')} ms per test, MultiStream "
+              f"{settings.get('multistream_samples_per_query', 8)} samples per query, Server p99 under the bound "
+              f"(highest VALID target QPS of a bounded search).")
+    notes.insert(0, header)
+    notes.insert(1, "QPS: SingleStream queries/s, Server target QPS, Offline samples/s; p50/p90/p99: latency per "
+                    "query; vs own: LoadGen over dlbench's own timing of the same session (SingleStream p50, "
+                    "Offline samples/s; Offline through LoadGen also pays for staging and LoadGen's bookkeeping).")
+    if any(settings.get("min_duration_ms") != (d.get("settings") or {}).get("min_duration_ms") for d in details):
+        notes.append("the records were measured under different LoadGen settings (profiles); compare with care")
+    return table, notes
+
+
+def scenario_section(records: Iterable[dict[str, Any]], fmt: str = "github") -> str:
+    """The scenario table as text (any tabulate format) with its notes; "" when no record ran LoadGen."""
+    from tabulate import tabulate
+
+    built = scenario_table(records)
+    if built is None:
+        return ""
+    table, notes = built
+    rows, headers = table.rows, table.headers
+    if fmt in ("github", "pipe"):
+        rows = [[cell.replace("|", "\\|") for cell in row] for row in rows]
+    align = ["right" if i in table.numeric else "left" for i in range(len(headers))]
+    text = tabulate(rows, headers, tablefmt=fmt, colalign=align, disable_numparse=True)
+    if fmt in ("html", "unsafehtml"):
+        import html
+
+        return text + "\n" + "\n".join(f"<p>{html.escape(line)}</p>" for line in notes)
+    return "\n\n".join([text, "\n".join(notes)])

@@ -1,0 +1,70 @@
+"""Every MLPerf scenario through the real LoadGen on both built-in frameworks (softmax on digits, smoke)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import read_records, run_dlbench
+
+SCENARIOS = ("single-stream", "multi-stream", "server", "offline")
+
+
+@pytest.fixture(scope="module")
+def builtin(tmp_path_factory):
+    out = tmp_path_factory.mktemp("builtin") / "run"
+    process = run_dlbench("run", "-f", "pytorch", "-f", "keras", "-m", "softmax", "-t", "digits", "--profile", "smoke",
+                          "--threads", "1", "--inference", "loadgen", "--out", str(out), timeout=400)
+    assert process.returncode == 0, process.stderr[-3000:]
+    return out, {r["framework"]: r for r in read_records(out)}, process
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "keras"])
+def test_every_scenario_runs_through_loadgen(builtin, framework):
+    out, records, _ = builtin
+    record = records[framework]
+    assert record["status"] == "ok", record.get("error")
+    details = record["metrics"]["loadgen"]
+    assert set(details["scenarios"]) == set(SCENARIOS)
+    for name, result in details["scenarios"].items():
+        run = result["run"] if name == "server" else result
+        assert run["mode"] == "PerformanceOnly"
+        assert Path(run["logs"]["summary"]).is_file() and Path(run["logs"]["detail"]).is_file()
+        assert Path(run["logs"]["summary"]).is_relative_to(out / "logs")
+        assert result["valid"] in (True, False) and result["result"] in ("VALID", "INVALID")
+        assert run["sut_s"]["predict_s"] > 0  # the plugin's predict really ran under LoadGen
+    single, multi = details["scenarios"]["single-stream"], details["scenarios"]["multi-stream"]
+    assert single["sut_s"]["samples"] == single["sut_s"]["queries"]
+    assert multi["sut_s"]["samples"] == 8 * multi["sut_s"]["queries"] and multi["samples_per_query"] == 8
+    offline = details["scenarios"]["offline"]
+    assert offline["sut_s"]["queries"] == 1 and offline["samples_per_query"] == offline["sut_s"]["samples"]
+    server = details["scenarios"]["server"]
+    assert 1 <= len(server["search"]) <= 5 and server["latency_bound_ms"] == 10.0  # the zoo's bound for softmax
+    if server["valid"]:
+        assert record["metrics"]["loadgen_server_qps"] == server["target_qps"] > 0
+        assert server["run"]["latency_ms"]["p99"] <= 10.0
+    else:
+        assert "loadgen_server_qps" not in record["metrics"]
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "keras"])
+def test_offline_and_single_stream_are_checked_against_dlbench_own(builtin, framework):
+    _, records, _ = builtin
+    check = records[framework]["metrics"]["loadgen"]["consistency"]
+    own = records[framework]["metrics"]
+    assert check["single_stream"]["own_p50_ms"] == own["latency_ms"]["p50"]
+    assert check["offline"]["own_samples_per_s"] == pytest.approx(own["infer_samples_per_s"])
+    assert check["offline"]["ratio"] == pytest.approx(check["offline"]["loadgen_samples_per_s"]
+                                                      / check["offline"]["own_samples_per_s"])
+    assert 0 < check["offline"]["staging_share"] < 1 and 0 < check["offline"]["bookkeeping_share"] < 1
+    assert check["verdict"].split(" ")[0] in ("agree", "DIFFER")
+
+
+def test_the_run_table_has_a_scenario_section(builtin):
+    _, _, process = builtin
+    lines = [line for line in process.stdout.splitlines() if line.startswith("| digits")]
+    for framework in ("pytorch", "keras"):
+        assert {s for s in SCENARIOS if any(f"| {framework}" in line and f"| {s}" in line for line in lines)} \
+            == set(SCENARIOS)
+    assert "not MLPerf-valid (shortened)" in process.stdout
