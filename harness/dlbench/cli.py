@@ -57,6 +57,9 @@ def build_parser() -> Parser:
     commands.required = True
     _add_run(commands)
     _add_list(commands)
+    from dlbench.doctor import add_command as add_doctor_command
+
+    add_doctor_command(commands)
     from dlbench.data.commands import add_commands as add_data_commands
     from dlbench.report.commands import add_commands as add_report_commands
 
@@ -75,7 +78,8 @@ def _add_run(commands: Any) -> None:
     pick.add_argument("-m", "--model", action="append", default=[], metavar="NAME", help="repeatable")
     pick.add_argument("-t", "--task", action="append", default=[], metavar="NAME", help="repeatable")
     pick.add_argument("--variant", action="append", default=[], metavar="NAME",
-                      help="repeatable; 'all' for every variant (default: each framework's default)")
+                      help="repeatable; 'default' for each framework's first (its tutorials' way), 'tuned' for "
+                           "its performance guides' way, 'all' for every variant (default: 'default')")
     pick.add_argument("--device", default="all", metavar="cpu|gpu|all", help="default: every available device")
     pick.add_argument("--batch-size", action="append", type=int_in("--batch-size", 1, 65536), metavar="N",
                       help="training batch size, repeatable (default 128)")
@@ -94,6 +98,23 @@ def _add_run(commands: Any) -> None:
     how.add_argument("--seed", type=int_in("--seed", 0, 2**31 - 1), default=0)
     how.add_argument("--case-timeout", type=float_in("--case-timeout", 1, 7 * 86400),
                      help="seconds before a case is killed (default from the profile)")
+    from dlbench.sampling_cli import add_arguments as add_sampling_arguments
+
+    add_sampling_arguments(how)
+    from dlbench.loadgen.options import add_arguments as add_loadgen_arguments
+
+    add_loadgen_arguments(how)
+    where = run.add_argument_group("where cases run")
+    where.add_argument("--executor", default="local", choices=["local", "ray"],
+                       help="local: one case at a time here (default); ray: over a Ray cluster (docs/cluster.md)")
+    where.add_argument("--ray-address", metavar="ADDRESS",
+                       help="the Ray cluster to use (default: $RAY_ADDRESS, else a private one on this machine)")
+    where.add_argument("--node-type", metavar="RESOURCE",
+                       help="run every case on nodes that have this custom Ray resource")
+    where.add_argument("--pack", action="store_true",
+                       help="let cases share a node while their thread budgets fit its CPUs (default: a node each)")
+    where.add_argument("--retries", type=int_in("--retries", 0, 10), default=1,
+                       help="run a crashed case again, on another node, up to N times (ray; default 1)")
     out = run.add_argument_group("where results go")
     out.add_argument("--out", metavar="DIR", help="default reports/runs/<timestamp>/")
     out.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
@@ -107,15 +128,16 @@ def _add_run(commands: Any) -> None:
 def _add_list(commands: Any) -> None:
     listing = commands.add_parser("list", help="show frameworks, models and tasks",
                                   description="Show installed framework plugins, the model zoo and the tasks.")
-    listing.add_argument("what", nargs="?", default="all", choices=["all", "frameworks", "models", "tasks"])
+    listing.add_argument("what", nargs="?", default="all", choices=["all", "frameworks", "devices", "models", "tasks"])
     listing.add_argument("--data-dir", metavar="DIR")
     listing.set_defaults(func=cmd_list)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from dlbench.listing import frameworks_table, models_table, tasks_table
+    from dlbench.listing import devices_table, frameworks_table, models_table, tasks_table
 
-    sections = {"frameworks": frameworks_table, "models": models_table, "tasks": lambda: tasks_table(args.data_dir)}
+    sections = {"frameworks": frameworks_table, "devices": devices_table, "models": models_table,
+                "tasks": lambda: tasks_table(args.data_dir)}
     chosen = list(sections) if args.what == "all" else [args.what]
     print("\n\n".join(sections[name]() for name in chosen))
     return 0
@@ -139,6 +161,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                                 repeat=args.repeat, steps=args.steps, infer_batch_size=args.infer_batch_size,
                                 target=args.target, augment=args.augment, data_dir=args.data_dir,
                                 case_timeout=args.case_timeout, verbose=args.verbose)
+    from dlbench.sampling_cli import values as sampling_values
+
+    options.sampling = sampling_values(args)
+    _executor_options(args, options)
+    from dlbench.loadgen.options import apply as apply_loadgen_options
+
+    apply_loadgen_options(args, options)  # --inference loadgen: LoadGen's absence is one line, before any case
     say = runner.stream
     for note in plan.notes:
         say(f"note: {note}")
@@ -167,7 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if state.interrupted:
         say(f"run interrupted; continue it with: dlbench run --resume {run_dir}")
         return EXIT_INTERRUPTED
-    failed = [r for r in records if r["run_id"] == state.run_id and r["status"] in ("failed", "crashed", "timeout")]
+    failed = [r for r in records if r["run_id"] == state.run_id and r["status"] in ("failed", "crashed", "timeout")
+              and not r.get("retried")]
     return EXIT_CASE_FAILED if failed else 0
 
 
@@ -192,6 +222,24 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--format {args.format!r} is not a tabulate format; choose from {', '.join(tabulate_formats)}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such folder")
+
+
+def _executor_options(args: argparse.Namespace, options: Any) -> None:
+    """--executor and its flags onto ``options``; Ray's absence is one line here, before the run folder exists."""
+    executor = getattr(args, "executor", "local") or "local"  # a resumed run from before executors: local
+    if executor != "ray":
+        given = [flag for flag, value in (("--ray-address", getattr(args, "ray_address", None)),
+                                          ("--node-type", getattr(args, "node_type", None)),
+                                          ("--pack", getattr(args, "pack", False))) if value]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply to --executor ray; add --executor ray or drop them")
+        return
+    from dlbench.executors.raycluster import check_reachable, import_ray
+
+    import_ray()
+    check_reachable(args.ray_address)
+    options.executor, options.ray_address = executor, args.ray_address
+    options.node_type, options.pack, options.retries = args.node_type, args.pack, args.retries
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

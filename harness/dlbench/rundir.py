@@ -100,7 +100,8 @@ class RunDir:
         truncate_torn_tail(self.results)
         try:
             for record in iter_records(self.results):
-                done.add((record.get("case_id", ""), int(record.get("repeat", 0))))
+                if not record.get("retried"):  # a crashed attempt whose retry may not have ended: run it again
+                    done.add((record.get("case_id", ""), int(record.get("repeat", 0))))
                 run_id = run_id or record["run_id"]
         except ResultsError as exc:
             raise UsageError(f"--resume: {exc}") from None

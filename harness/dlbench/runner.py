@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Callable, Iterator, Optional, TextIO
 
 from dlbench import env as envmod
 from dlbench.data import TASKS
+from dlbench.peak import run_facts
 from dlbench.plan import Case, Plan
 from dlbench.plugins import Registry
 from dlbench.results import SCHEMA_VERSION
@@ -42,6 +42,15 @@ class RunOptions:
     data_dir: Optional[str] = None
     case_timeout: Optional[float] = None
     verbose: bool = False
+    sampling: dict = field(default_factory=dict)  # --estimator, --ci-target, --max-timing (sampling_cli.py)
+    inference: str = "own"  # own: dlbench's Offline/SingleStream; loadgen: also MLPerf's LoadGen scenarios
+    scenarios: tuple[str, ...] = ()  # LoadGen scenarios (empty: all four)
+    latency_bound_ms: Optional[float] = None  # LoadGen Server p99 bound (None: the zoo model's)
+    executor: str = "local"  # where cases run: local | ray (dlbench.executors)
+    ray_address: Optional[str] = None
+    node_type: Optional[str] = None  # a custom Ray resource every case's node must have
+    pack: bool = False  # let cases share a node's cores (never by default)
+    retries: int = 1  # a crashed attempt is run again (on another node), this many times
 
 
 @dataclass
@@ -51,6 +60,7 @@ class RunState:
     run_id: str
     total: int
     done: int = 0
+    started: int = 0
     durations: list[float] = field(default_factory=list)
     interrupted: bool = False
 
@@ -83,8 +93,12 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
     """Run every planned case ``options.repeat`` times into ``run_dir``; skipped cases are recorded once."""
     from dlbench.profiles import get_profile
 
+    from dlbench.executors import Job, make_executor
+
     run_dir.create()
     environment = envmod.capture()
+    environment.update(run_facts(options.threads))  # cgroup quota, governor, turbo; the measured GEMM peak
+    executor = make_executor(options, environment)  # first: a cluster that cannot be reached writes nothing
     todo = [(c, r) for c, r in schedule(plan.cases, options.repeat) if (c.id, r) not in finished]
     state = RunState(run_id or new_run_id(), len(todo))
     for case, reason in plan.skipped:
@@ -93,33 +107,47 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
             record.update(status="skipped", error=reason)
             run_dir.append(record)
     timeout = options.case_timeout or get_profile(options.profile).case_timeout_s
-    for case, repeat in todo:
-        say(_progress_line(state, case, repeat, options.repeat))
-        record = base_record(case, repeat, state.run_id, options, environment, registry)
-        started = time.monotonic()
-        log_path = run_dir.log_path(case.id, repeat)
-        try:
-            outcome = run_worker(case, options, timeout, log_path)
-        except KeyboardInterrupt:
-            state.interrupted = True
-            say("interrupted: the running case was stopped; finished results are in " + str(run_dir.results))
-            break
-        record.update(outcome)
-        record["wall_s"] = time.monotonic() - started
-        if record["status"] != "ok":
-            record["log"] = str(log_path)
-        run_dir.append(record)
-        state.done += 1
-        state.durations.append(record["wall_s"])
-        say(_outcome_line(record))
+
+    def announce(job: Job, where: str) -> None:
+        state.started += job.attempt == 0  # a retry keeps its case's number
+        say(_progress_line(state, job.case, job.repeat, options.repeat, where))
+
+    attempts = executor.run([Job(case, repeat) for case, repeat in todo], timeout, run_dir, announce)
+    try:
+        for attempt in attempts:
+            record = base_record(attempt.job.case, attempt.job.repeat, state.run_id, options, environment, registry)
+            record.update(attempt.record_fields())
+            if record["status"] != "ok":
+                record["log"] = str(attempt.log_path)
+            run_dir.append(record)
+            if not attempt.retried:
+                state.done += 1
+                state.durations.append(record["wall_s"])
+            say(_outcome_line(record, named=executor.name != "local"))
+    except KeyboardInterrupt:
+        state.interrupted = True
+        say("interrupted: the running case was stopped; finished results are in " + str(run_dir.results))
+    finally:
+        attempts.close()
+        executor.close()
     return state
 
 
-def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path) -> dict[str, Any]:
-    """Run one case in a fresh process; crashes and timeouts become records, never exceptions."""
+def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path, extra: Optional[dict] = None,
+               extra_env: Optional[dict[str, str]] = None,
+               preexec_fn: Optional[Callable[[], None]] = None) -> dict[str, Any]:
+    """Run one case in a fresh process; crashes and timeouts become records, never exceptions.
+
+    ``extra`` adds to the case file (a Ray node's shipped data), ``extra_env`` to the worker's
+    environment (the driver's plugin choice), ``preexec_fn`` runs in the child (die with the parent).
+    """
     spec = {**asdict(case), "profile": options.profile, "threads": options.threads, "seed": options.seed,
             "steps": options.steps, "infer_batch_size": options.infer_batch_size, "target": options.target,
-            "augment": options.augment, "data_dir": options.data_dir}
+            "augment": options.augment, "data_dir": options.data_dir, **options.sampling,
+            "inference": options.inference, "scenarios": list(options.scenarios),
+            "latency_bound_ms": options.latency_bound_ms,
+            "log_dir": str(log_path.parent), "log_name": log_path.stem,  # extra logs (LoadGen's) go beside the log
+            **(extra or {})}
     with tempfile.TemporaryDirectory(prefix="dlbench-case-") as tmp:
         case_file, result_file = Path(tmp) / "case.json", Path(tmp) / "result.json"
         case_file.write_text(json.dumps(spec))
@@ -127,8 +155,9 @@ def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path) 
         with open(log_path, "w", encoding="utf-8", errors="replace") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log if not options.verbose else None,
                                        stderr=subprocess.STDOUT if not options.verbose else None,
-                                       env=envmod.worker_environment(options.threads, options.verbose),
-                                       start_new_session=True)
+                                       env={**envmod.worker_environment(options.threads, options.verbose),
+                                            **(extra_env or {})},
+                                       start_new_session=True, preexec_fn=preexec_fn)
             try:
                 returncode = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -168,22 +197,27 @@ def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _progress_line(state: RunState, case: Case, repeat: int, repeats: int) -> str:
+def _progress_line(state: RunState, case: Case, repeat: int, repeats: int, where: str = "") -> str:
     left = state.total - state.done
     eta = ""
     if state.durations:
         seconds = sum(state.durations) / len(state.durations) * left
         eta = f" · {left} left, about {_duration(seconds)}"
     rep = f" repeat {repeat + 1}/{repeats}" if repeats > 1 else ""
-    return (f"[{state.done + 1}/{state.total}] {case.framework}/{case.variant} {case.model} on {case.task} "
-            f"({case.device}, batch {case.batch_size}){rep}{eta}")
+    return (f"[{state.started}/{state.total}] {case.framework}/{case.variant} {case.model} on {case.task} "
+            f"({case.device}, batch {case.batch_size}){rep}{' ' + where if where else ''}{eta}")
 
 
-def _outcome_line(record: dict[str, Any]) -> str:
+def _outcome_line(record: dict[str, Any], named: bool = False) -> str:
+    """The line under a case's progress line; ``named``: say which case (results of a cluster come back in any order)."""
     m = record.get("metrics") or {}
+    who = ""
+    if named:
+        rep = f" repeat {record['repeat'] + 1}" if record.get("repeat") else ""
+        who = f"{record['framework']}/{record['variant']} {record['model']} on {record['task']}{rep} "
     if record["status"] != "ok":
         log = f" (log: {record['log']})" if record.get("log") else ""
-        return f"    {record['status']}: {record.get('error')}{log}"
+        return f"    {who}{record['status']}: {record.get('error')}{log}"
     parts = []
     if "train_samples_per_s" in m:
         parts.append(f"train {m['train_samples_per_s']:,.0f}/s")
@@ -192,7 +226,8 @@ def _outcome_line(record: dict[str, Any]) -> str:
     if m.get("accuracy") is not None:
         parts.append(f"accuracy {m['accuracy']:.3f}")
     parts.append(f"{record['wall_s']:.1f} s")
-    return "    ok: " + ", ".join(parts) + (" (noisy)" if m.get("noisy") else "")
+    disturbed = f" (~ {', '.join(m['disturbed'])})" if m.get("disturbed") else ""
+    return f"    {who}ok: " + ", ".join(parts) + (" (noisy)" if m.get("noisy") else "") + disturbed
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,38 @@
+"""The default executor: one case at a time on this machine, each in a fresh worker process."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from dlbench.executors import machines
+from dlbench.executors.base import Announce, Finished, Job, attempt_log, now_iso
+
+if TYPE_CHECKING:
+    from dlbench.rundir import RunDir
+    from dlbench.runner import RunOptions
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, options: "RunOptions", environment: dict[str, Any]) -> None:
+        self.options = options
+        self.machine = machines.facts(environment)
+
+    def run(self, jobs: Sequence[Job], timeout: float, run_dir: "RunDir", announce: Announce) -> Iterator[Finished]:
+        from dlbench.runner import run_worker
+
+        for job in jobs:
+            announce(job, "")
+            started_at, started = now_iso(), time.monotonic()
+            log_path = attempt_log(run_dir, job)
+            outcome = run_worker(job.case, self.options, timeout, log_path)  # KeyboardInterrupt kills the worker
+            if isinstance(outcome.get("data"), dict):
+                outcome["data"]["origin"] = "local"
+            executor = {"name": self.name, "packed": False, "num_cpus": self.options.threads,
+                        "num_gpus": int(job.case.device == "gpu")}
+            yield Finished(job, outcome, time.monotonic() - started, started_at, log_path, self.machine, executor)
+
+    def close(self) -> None:
+        pass
