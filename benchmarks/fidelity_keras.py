@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -47,12 +48,20 @@ def run_dlbench(model: str, steps: int, threads: int) -> dict[str, float]:
 def run_plain(model: str, steps: int, threads: int) -> dict[str, float]:
     cmd = [sys.executable, str(HERE / "plain_keras.py"), model, "--steps", str(steps), "--threads", str(threads),
            "--batch-size", str(BATCH)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    from dlbench.env import allocator_env
+
+    env = {**os.environ, **allocator_env(dict(os.environ))}  # the allocator settings dlbench's workers get
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RunFailed(f"plain_keras.py {model} failed: {proc.stderr[-500:]}")
     line = json.loads(proc.stdout.strip().splitlines()[-1])
+    from dlbench.stats import DEFAULT_ESTIMATOR, estimate
+
     return {"train": line["train_samples_per_s"], "infer": line["infer_samples_per_s"],
-            "train_blocks": line["train_samples_per_s_block_median"]}
+            "train_blocks": line["train_samples_per_s_block_median"],
+            # dlbench's estimator applied to the plain script's own blocks: the like-for-like comparison
+            "train_same": estimate(line["train_blocks"], DEFAULT_ESTIMATOR) if line.get("train_blocks") else line["train_samples_per_s"],
+            "infer_same": estimate(line["infer_blocks"], DEFAULT_ESTIMATOR) if line.get("infer_blocks") else line["infer_samples_per_s"]}
 
 
 def main() -> None:
@@ -93,6 +102,9 @@ def main() -> None:
             row.update({f"{metric}_dlbench": ours, f"{metric}_plain": plain, f"{metric}_ratio": ours / plain})
         blocks = statistics.median(r["train_blocks"] for r in runs["plain"])
         row.update({"train_plain_blocks": blocks, "train_ratio_blocks": row["train_dlbench"] / blocks})
+        for metric in ("train", "infer"):
+            same = statistics.median(r[f"{metric}_same"] for r in runs["plain"])
+            row[f"{metric}_ratio_same"] = row[f"{metric}_dlbench"] / same
         rows.append(row)
 
     print(f"\nkeras fidelity: medians of {args.pairs} A/B pairs, threads {args.threads}, batch {BATCH} "
@@ -106,7 +118,13 @@ def main() -> None:
         print(f"| {r['model']} | {r['task']} | {r['steps']} | {r['train_dlbench']:,.0f} | {r['train_plain']:,.0f} | "
               f"{r['train_ratio']:.3f} | {r['train_plain_blocks']:,.0f} | {r['train_ratio_blocks']:.3f} | "
               f"{r['infer_dlbench']:,.0f} | {r['infer_plain']:,.0f} | {r['infer_ratio']:.3f} |")
+    print("same estimator (dlbench's, applied to the plain script's own blocks), two-sided goal 0.95..1.053: "
+          + ", ".join(f"{r['model']} train {r['train_ratio_same']:.3f} infer {r['infer_ratio_same']:.3f}" for r in rows))
     print(json.dumps(rows))
+    off = [r["model"] for r in rows if not all(0.95 <= r[f"{m}_ratio_same"] <= 1 / 0.95 for m in ("train", "infer"))]
+    if off:  # a ratio far above 1 is as wrong as one below
+        print(f"outside 0.95..{1 / 0.95:.3f} on the same estimator: {', '.join(off)}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

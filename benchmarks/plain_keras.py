@@ -128,12 +128,18 @@ def main() -> None:
     for _ in range(5):
         model.predict_on_batch(batch)
     calls, start = 0, time.perf_counter()
+    infer_blocks, block_start, block_calls = [], start, 0  # ~0.1 s blocks, as dlbench's Offline
     while time.perf_counter() - start < args.infer_seconds:
         model.predict_on_batch(batch)
         calls += 1
+        block_calls += 1
+        now = time.perf_counter()
+        if now - block_start >= 0.1:
+            infer_blocks.append(block_calls * bs / (now - block_start))
+            block_start, block_calls = now, 0
     infer_rate = calls * bs / (time.perf_counter() - start)
     print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": train_rate,
-                      "infer_samples_per_s": infer_rate,
+                      "infer_samples_per_s": infer_rate, "train_blocks": block_rates, "infer_blocks": infer_blocks,
                       "train_samples_per_s_block_median": statistics.median(block_rates) if block_rates else None, "steps": len(timer.ends) - 1, "warmup": warmup,
                       "threads": args.threads, "batch_size": bs, "keras": keras.__version__,
                       "tensorflow": tf.__version__}))

@@ -54,4 +54,21 @@ def worker_environment(threads: int, verbose: bool) -> dict[str, str]:
     if not verbose:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(allocator_env(env))
     return env
+
+
+# glibc's malloc adapts its mmap and trim thresholds to the sizes a process happens to free, so two processes
+# of one case can run in different regimes: one hands its large activation buffers back to the kernel after
+# every step and page-faults them in again (PyTorch CNN training on CPU: thousands of minor faults a step),
+# the other keeps them; an evaluation in between can switch a process from one to the other mid-run. Fixed
+# thresholds put every worker of every framework in the second regime from its first step (docs/noise.md).
+# A value already in the environment wins; DLBENCH_MALLOC=glibc-default leaves glibc's adaptive behaviour.
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20)}
+
+
+def allocator_env(environ: dict[str, str]) -> dict[str, str]:
+    """The allocator settings a worker (or a plain script compared with one) runs with."""
+    if environ.get("DLBENCH_MALLOC") == "glibc-default":
+        return {}
+    return {name: environ.get(name, value) for name, value in ALLOCATOR_ENV.items()}

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from dlbench.stats import NOISY_IQR_RATIO, summarise
+from dlbench.stats import DEFAULT_ESTIMATOR, NOISY_IQR_RATIO, ci_half_width, estimate, estimate_ci, summarise
 
 TRAINING_FLOPS_FACTOR = 3  # forward + backward counted as three forward passes
 
 
-def rate_summary(prefix: str, rates: Sequence[float]) -> dict[str, Any]:
-    """``{prefix}_samples_per_s`` (median over blocks), its CI, relative IQR and the per-block rates."""
+def rate_summary(prefix: str, rates: Sequence[float], estimator: str = DEFAULT_ESTIMATOR) -> dict[str, Any]:
+    """``{prefix}_samples_per_s`` (the estimator over blocks), its CI and relative half-width, relative IQR,
+    and the per-block rates (kept so that anyone can recompute with another estimator)."""
     summary = summarise(list(rates))
     if summary is None:
         return {}
-    return {f"{prefix}_samples_per_s": summary.median, f"{prefix}_ci95": list(summary.ci95),
+    half = ci_half_width(rates, estimator)
+    return {f"{prefix}_samples_per_s": estimate(rates, estimator),
+            f"{prefix}_ci95": list(estimate_ci(rates, estimator)),
+            f"{prefix}_ci_half_rel": half if half != float("inf") else None,
             f"{prefix}_iqr_rel": summary.iqr_rel, f"{prefix}_blocks": list(rates)}
 
 
@@ -28,10 +32,11 @@ def derive_metrics(metrics: dict[str, Any], batch_size: int) -> dict[str, Any]:
     Reads ``train_blocks`` / ``infer_blocks`` (samples/s of each timed block), ``first_step_s`` and
     ``flops_per_sample``; ``batch_size`` is the training batch. Fields whose inputs are missing are left out.
     """
+    estimator = metrics.setdefault("estimator", DEFAULT_ESTIMATOR)
     for prefix in ("train", "infer"):
         blocks = metrics.get(f"{prefix}_blocks")
         if blocks:
-            metrics.update(rate_summary(prefix, blocks))
+            metrics.update(rate_summary(prefix, blocks, estimator))
     flops = metrics.get("flops_per_sample")
     train_rate = metrics.get("train_samples_per_s")
     if train_rate:
@@ -43,5 +48,13 @@ def derive_metrics(metrics: dict[str, Any], batch_size: int) -> dict[str, Any]:
     infer_rate = metrics.get("infer_samples_per_s")
     if infer_rate and flops:
         metrics["infer_gflops_per_s"] = flops * infer_rate / 1e9
+    target = metrics.get("ci_target")
+    for prefix in ("train", "infer"):
+        if target and metrics.get(f"{prefix}_blocks"):
+            half = metrics.get(f"{prefix}_ci_half_rel")
+            metrics[f"{prefix}_ci_reached"] = half is not None and half <= target
+    machine = metrics.get("machine_state")
+    if isinstance(machine, dict):  # why the timed window was disturbed: ["steal 14%", "load 1.3 cores"]
+        metrics["disturbed"] = [str(reason) for reason in machine.get("flags") or []]
     metrics["noisy"] = any((metrics.get(f"{p}_iqr_rel") or 0) > NOISY_IQR_RATIO for p in ("train", "infer"))
     return metrics

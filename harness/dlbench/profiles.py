@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from dlbench.errors import UnknownName
+from dlbench.stats import DEFAULT_ESTIMATOR
 from dlbench.zoo import ModelSpec
 
 
@@ -33,6 +34,12 @@ class Profile:
     latency_min_s: float = 0.5
     latency_max_s: float = 3.0
     case_timeout_s: float = 600.0
+    # adaptive sampling (pyperf/asv style): after the budget, keep timing blocks until the estimator's 95% CI
+    # half-width is under ci_target, within max_timed_s of timed training (infer_max_timed_s of Offline)
+    estimator: str = DEFAULT_ESTIMATOR
+    ci_target: float = 0.03
+    max_timed_s: float = 0.0  # 0: no adaptive top-up beyond min_timed_s
+    infer_max_timed_s: float = 0.0
 
     def steps_for(self, spec: ModelSpec, task: str, train_samples: int, batch_size: int) -> int:
         """The training budget in optimiser steps for one case: the same for every framework."""
@@ -50,19 +57,20 @@ PROFILES: dict[str, Profile] = {
         Profile("smoke", "seconds per case, for tests: numbers mean little",
                 train_steps={"image": 24, "text": 12}, min_block_s=0.01, min_blocks=3, min_timed_s=0.0, tta_evaluations=1,
                 infer_blocks=3, infer_min_block_s=0.01, latency_min_count=10, latency_min_s=0.02,
-                latency_max_s=0.5, case_timeout_s=180),
+                latency_max_s=0.5, case_timeout_s=180, max_timed_s=0.0, infer_max_timed_s=0.0),
         Profile("quick", "the whole --all matrix in under 10 minutes on 2 cores: a third of an epoch of "
                 "Fashion-MNIST (so accuracy means something), 6 epochs of digits, 64 steps of synthetic images "
                 "(there for throughput), 1.4 epochs of synthetic text",
                 train_steps={"image": 160, "text": 48}, task_steps={"digits": 64, "synthetic_images": 64},
                 min_block_s=0.15, min_blocks=6, min_timed_s=1.0, tta_evaluations=3,
                 infer_blocks=5, infer_min_block_s=0.1, latency_min_count=100, latency_min_s=0.3,
-                latency_max_s=1.5, case_timeout_s=600),
+                latency_max_s=1.5, case_timeout_s=600, max_timed_s=1.5, infer_max_timed_s=0.75),
         Profile("full", "the tutorials' epochs; hours on a CPU",
                 epochs={"softmax": 5, "mlp": 10, "mlp64": 5, "cnn": 5, "cnn_dropout": 12, "cnn3": 5,
                         "cnn_bn": 5, "lstm": 3, "cnn_lstm": 2}, default_epochs=5,
                 min_block_s=1.0, min_blocks=10, min_timed_s=10.0, tta_evaluations=20, infer_blocks=15, infer_min_block_s=0.5,
-                latency_min_count=1024, latency_min_s=10.0, latency_max_s=60.0, case_timeout_s=4 * 3600),
+                latency_min_count=1024, latency_min_s=10.0, latency_max_s=60.0, case_timeout_s=4 * 3600,
+                ci_target=0.02, max_timed_s=60.0, infer_max_timed_s=20.0),
     )
 }
 
@@ -72,6 +80,20 @@ def get_profile(name: str) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise UnknownName("profile", name, PROFILES) from None
+
+
+def with_overrides(profile: Profile, case: Mapping[str, Any]) -> Profile:
+    """The profile with a case's ``estimator``, ``ci_target`` and ``max_timing`` (seconds) options applied."""
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {}
+    if case.get("estimator"):
+        changes["estimator"] = case["estimator"]
+    if case.get("ci_target") is not None:
+        changes["ci_target"] = float(case["ci_target"])
+    if case.get("max_timing") is not None:
+        changes["max_timed_s"] = changes["infer_max_timed_s"] = float(case["max_timing"])
+    return replace(profile, **changes) if changes else profile
 
 
 def blocks_plan(steps: int, step_s: float, profile: Profile) -> tuple[int, int]:

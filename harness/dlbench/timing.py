@@ -20,7 +20,7 @@ import numpy as np
 
 from dlbench.contract import Session, TaskData
 from dlbench.profiles import Profile, blocks_plan
-from dlbench.stats import percentile
+from dlbench.stats import ci_half_width, percentile
 
 clock = time.perf_counter
 
@@ -36,14 +36,25 @@ class _BlockClock:
     durations: list[float] = field(default_factory=list)
     validations: list[tuple[float, float]] = field(default_factory=list)  # (clock time, accuracy)
     started: float = 0.0
+    meter: Any = None  # a dlbench.threadmeter.ThreadMeter: per-thread CPU time over the timed blocks
+
+    def begin(self) -> None:
+        if self.meter is not None:
+            self.meter.start()
+        self.started = clock()
 
     def __call__(self) -> None:
         self.session.sync()
         now = clock()
         self.durations.append(now - self.started)
+        if self.meter is not None:
+            self.meter.stop()  # read off the clock: between `now` and the next block's start
         if self.validate_every and len(self.durations) % self.validate_every == 0:
             self.validations.append((clock(), self.validate()))
             now = clock()  # evaluation stays off the throughput clock
+        if self.meter is not None:
+            self.meter.start()
+            now = clock()
         self.started = now
 
 
@@ -73,7 +84,7 @@ def _calibrate(session: Session, budget: int, min_block_s: float) -> tuple[float
 
 
 def measure_training(session: Session, data: TaskData, batch_size: int, steps: int, profile: Profile,
-                     target: Optional[float]) -> TrainingResult:
+                     target: Optional[float], meter: Any = None) -> TrainingResult:
     """Train exactly ``steps`` steps in timed blocks, validating now and then for time-to-accuracy."""
 
     def validate() -> float:
@@ -89,12 +100,12 @@ def measure_training(session: Session, data: TaskData, batch_size: int, steps: i
 
     validations: list[tuple[float, float]] = []
     block_steps, blocks = blocks_plan(steps - done, step_s, profile)
-    hook = _BlockClock(session, block_steps)
+    hook = _BlockClock(session, block_steps, meter=meter)
     if target is not None and profile.tta_evaluations:
         hook.validate_every = max(1, blocks // profile.tta_evaluations)
         hook.validate = validate
     if blocks * block_steps and steps > done:
-        hook.started = clock()
+        hook.begin()
         session.train(blocks * block_steps, hook)
         done += blocks * block_steps
         validations = hook.validations
@@ -112,23 +123,47 @@ def measure_training(session: Session, data: TaskData, batch_size: int, steps: i
     return TrainingResult(first_step_s, block_steps, rates, steps, reached, val_accuracy, end - start)
 
 
-def top_up_training(session: Session, result: TrainingResult, batch_size: int, profile: Profile) -> int:
-    """More timed blocks when the budget's blocks were too short to trust (fast models, small budgets).
+def top_up_training(session: Session, result: TrainingResult, batch_size: int, profile: Profile,
+                    meter: Any = None) -> int:
+    """More timed blocks: until ``profile.min_timed_s`` is timed, then (adaptive sampling) until the
+    estimator's 95% CI half-width is under ``profile.ci_target`` or ``profile.max_timed_s`` is spent.
 
     Runs after accuracy was measured, so accuracy still comes from exactly the budget's steps.
-    Returns the extra steps run; their block rates are appended to ``result.rates``.
+    Returns the extra steps run; their block rates are appended to ``result.rates``. Each ``train`` call
+    spends one untimed warm-up block, so the blocks come in chunks (at least 3, about half the blocks
+    held so far), each cut to what is left of the cap.
     """
     have_s = sum(result.block_steps * batch_size / rate for rate in result.rates)
-    if have_s >= profile.min_timed_s:
-        return 0
-    step_s = batch_size / statistics.median(result.rates) if result.rates else result.first_step_s
-    block_steps = max(1, math.ceil(profile.min_block_s / max(step_s, 1e-9)))
-    blocks = max(profile.min_blocks, math.ceil((profile.min_timed_s - have_s) / profile.min_block_s)) + 1
-    hook = _BlockClock(session, block_steps)
-    hook.started = clock()
-    session.train(blocks * block_steps, hook)
-    result.rates.extend(block_steps * batch_size / seconds for seconds in hook.durations[1:] if seconds > 0)
-    return blocks * block_steps
+    extra = 0
+    while want_more(result.rates, have_s, profile.min_timed_s, profile.max_timed_s, profile):
+        step_s = batch_size / statistics.median(result.rates) if result.rates else result.first_step_s
+        block_steps = max(1, math.ceil(profile.min_block_s / max(step_s, 1e-9)))
+        block_s = block_steps * step_s
+        if have_s < profile.min_timed_s:
+            blocks = max(profile.min_blocks, math.ceil((profile.min_timed_s - have_s) / profile.min_block_s))
+        else:
+            left = math.floor((profile.max_timed_s - have_s) / max(block_s, 1e-9))
+            blocks = min(max(3, len(result.rates) // 2), max(left, 1))
+        hook = _BlockClock(session, block_steps, meter=meter)
+        hook.begin()
+        session.train((blocks + 1) * block_steps, hook)
+        timed = [seconds for seconds in hook.durations[1:] if seconds > 0]
+        result.rates.extend(block_steps * batch_size / seconds for seconds in timed)
+        have_s += sum(timed)
+        extra += (blocks + 1) * block_steps
+        if not timed:  # a session that does not call the hook: no more blocks will come of asking again
+            break
+    return extra
+
+
+def want_more(rates: list[float], have_s: float, min_s: float, max_s: float, profile: Profile) -> bool:
+    """The stopping rule of adaptive sampling: time more blocks while fewer than ``min_s`` seconds are timed,
+    or while the estimator's CI half-width is above the target and fewer than ``max_s`` seconds are timed."""
+    if have_s < min_s:
+        return True
+    if not profile.ci_target or have_s >= max_s:
+        return False
+    return len(rates) < 2 or ci_half_width(rates, profile.estimator) > profile.ci_target
 
 
 @dataclass
@@ -137,7 +172,8 @@ class OfflineResult:
     first_call_s: float
 
 
-def measure_offline(session: Session, x: np.ndarray, batch_size: int, profile: Profile) -> OfflineResult:
+def measure_offline(session: Session, x: np.ndarray, batch_size: int, profile: Profile,
+                    meter: Any = None) -> OfflineResult:
     """MLPerf Offline: throughput of ``predict`` on one large staged batch, in synced blocks."""
     batch = _batch_of(x, batch_size)
     staged = session.stage(batch)
@@ -150,13 +186,21 @@ def measure_offline(session: Session, x: np.ndarray, batch_size: int, profile: P
     session.sync()
     call_s = max(clock() - start, 1e-9)
     calls = max(1, math.ceil(profile.infer_min_block_s / call_s))
-    rates = []
-    for _ in range(profile.infer_blocks + 1):
+    rates: list[float] = []
+    timed_s = 0.0
+    while len(rates) < profile.infer_blocks + 1 or want_more(rates[1:], timed_s, 0.0, profile.infer_max_timed_s,
+                                                                profile):
+        if meter is not None:
+            meter.start()
         start = clock()
         for _ in range(calls):
             session.predict(staged)
         session.sync()
-        rates.append(calls * batch_size / (clock() - start))
+        elapsed = clock() - start
+        rates.append(calls * batch_size / elapsed)
+        timed_s += elapsed if len(rates) > 1 else 0.0  # the first block is a warm-up
+        if meter is not None:
+            meter.stop()
     return OfflineResult(rates[1:], first)
 
 

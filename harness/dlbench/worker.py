@@ -57,6 +57,9 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     parity = check_parity(session, spec, data, case["batch_size"])
     parity_s = time.perf_counter() - parity_started
     measured = measure(session, case, data)
+    from dlbench.stream import batch_order
+
+    result["batch_order"] = batch_order(setup.stream.step, session.steps_trained)
     metrics = {**measured.metrics, "params": parity.params, "initial_loss": parity.initial_loss,
                "expected_initial_loss": parity.expected_initial_loss,
                "flops_per_sample": spec.flops_per_sample(data.input_shape), "load_s": load_s,
@@ -64,7 +67,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
                "phases_s": {"load": load_s, "prepare": prepare_s, "parity": parity_s, **measured.phases_s},
                "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     device_peak = session.optional("peak_device_memory_mb")
-    if device_peak is not None:
+    if device_peak is not None and metrics.get("peak_device_memory_mb") is None:  # else per phase, in measure
         metrics["peak_device_memory_mb"] = device_peak()
     result["metrics"] = derive_metrics(metrics, case["batch_size"])
     result["fairness"] = session.describe()
@@ -74,25 +77,37 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
 def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measurements:
     """Training (blocked, time-to-accuracy), test accuracy, extra timed blocks, Offline and SingleStream."""
-    from dlbench.profiles import get_profile
+    from dlbench.machine import Sampler
+    from dlbench.profiles import get_profile, with_overrides
+    from dlbench.devicemeters import CaseMeters
+    from dlbench.threadmeter import new_meter
     from dlbench.timing import measure_latency, measure_offline, measure_training, top_up_training
     from dlbench.zoo import get_model, target_for
 
     profile, spec, bs = get_profile(case["profile"]), get_model(case["model"]), case["batch_size"]
+    profile = with_overrides(profile, case)  # --estimator, --ci-target, --max-timing
     steps = case.get("steps") or profile.steps_for(spec, case["task"], len(data.x_train), bs)
     target = case.get("target") or target_for(spec, case["task"])
     infer_bs = case.get("infer_batch_size") or DEFAULT_INFER_BATCH
     clock = [time.perf_counter()]
     phases_s: dict[str, float] = {}
-    training = measure_training(session, data, bs, steps, profile, target)
+    sampler = Sampler(case["threads"]).start()  # steal, the others' load, context switches (dlbench.machine)
+    meter = new_meter()  # which threads of this process ran during the timed blocks
+    device = CaseMeters(session, case["device"])  # energy, device timer, memory peaks per phase
+    training = measure_training(session, data, bs, steps, profile, target, meter=device.around(meter, "train"))
+    device.settle()
     phases_s["train"] = _lap(clock)
     loss, accuracy = session.evaluate(data.x_test, data.y_test)
     phases_s["test_eval"] = _lap(clock)
-    extra_steps = top_up_training(session, training, bs, profile)
+    extra_steps = top_up_training(session, training, bs, profile, meter=device.around(meter, "top_up"))
+    device.settle()
+    device.phase_peak("train")
     phases_s["extra_timing"] = _lap(clock)
-    offline = measure_offline(session, data.x_test, infer_bs, profile)
+    offline = measure_offline(session, data.x_test, infer_bs, profile, meter=device.around(meter, "infer"))
+    device.settle()
     phases_s["offline"] = _lap(clock)
     latency = measure_latency(session, data.x_test, profile)
+    device.phase_peak("infer")
     phases_s["latency"] = _lap(clock)
     metrics = {
         "train_blocks": training.rates, "infer_blocks": offline.block_samples_per_s,
@@ -103,6 +118,18 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
         "accuracy": accuracy, "loss": loss, "val_accuracy": training.val_accuracy,
         "target_accuracy": target, "time_to_accuracy_s": training.tta_s, "train_wall_s": training.end_s,
     }
+    metrics.update(device.metrics(_median(training.rates), _median(offline.block_samples_per_s), training.rates,
+                                  offline.block_samples_per_s))
+    observed = meter.summary(case["threads"])
+    if observed:
+        metrics.update(threads_observed=observed, busy_threads=observed["busy"],
+                       over_thread_budget=observed["over_budget"])
+    metrics.update(machine_state=sampler.stop(), estimator=profile.estimator, ci_target=profile.ci_target)
+    if case.get("inference") == "loadgen":  # MLPerf's LoadGen scenarios, checked against the numbers above
+        from dlbench.loadgen.measure import measure_loadgen
+
+        metrics.update(measure_loadgen(session, case, data, metrics))
+        phases_s["loadgen"] = _lap(clock)
     return Measurements(metrics, phases_s)
 
 
@@ -120,10 +147,22 @@ def _load_data(case: dict[str, Any]) -> tuple[Any, float]:
 
     started = time.perf_counter()
     try:
-        data = load_task(case["task"], case.get("data_dir"), seed=case["seed"], augment=case.get("augment", False))
+        if case.get("shipped_data"):  # a Ray node without the data set: the driver's arrays (executors.shipping)
+            from dlbench.executors.shipping import load_shipped
+
+            data = load_shipped(case["shipped_data"], case["task"], case["seed"], case.get("augment", False))
+        else:
+            data = load_task(case["task"], case.get("data_dir"), seed=case["seed"],
+                             augment=case.get("augment", False))
     except DataError as exc:
         raise CaseFailed(str(exc)) from None
     return data, time.perf_counter() - started
+
+
+def _median(values: list[float]) -> Optional[float]:
+    import statistics
+
+    return statistics.median(values) if values else None
 
 
 def _lap(clock: list[float]) -> float:

@@ -49,9 +49,13 @@ def task_table(rows: Sequence[dict[str, Any]], label_of: dict[tuple[str, str], s
             table.rows.append(line + [n] + [f.DASH] * 9 + [str(row["status"])])
             table.row_classes.append("bad")
             continue
-        mark = "~" if row["noisy"] else ""
+        mark = "~" if row["noisy"] or row.get("disturbed") else ""
         if row["noisy"]:
             flags.append("noisy")
+        if row.get("disturbed"):
+            flags.append(f"disturbed: {row['disturbed']}")
+        if row.get("ci_unreached"):
+            flags.append("CI target missed")
         if row["error"]:
             flags.append("some repeats failed")
         tta = f.seconds(row["time_to_accuracy_s"])

@@ -1,0 +1,159 @@
+"""The machine's own ceiling, measured: float32 GEMM GFLOP/s with the thread budget, and memory bandwidth.
+
+A reader cannot judge "4,735 samples/s" without knowing what the machine could do at most; the achieved
+GFLOP/s of a case as a percentage of this measured peak is the roofline figure tables show.
+
+The measurement runs in a fresh ``python -m dlbench.peak THREADS`` process whose BLAS is limited to the
+thread budget through the same environment variables every worker gets (a process that already loaded
+numpy cannot change its BLAS thread count reliably). GEMM: square float32 matrix products (numpy's BLAS),
+the best call of ~``seconds`` of calls; a ceiling, so the best, not the median. Bandwidth: one-thread
+``numpy.copyto`` of 64 MiB (beyond the last-level cache), counted as read + write. Results are cached
+per CPU model, core count and thread budget (``$DLBENCH_CACHE/machine/``), keeping the highest value
+seen, because a measurement on a busy machine can only come out low. ``dlbench doctor`` measures again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+GEMM_N = 1024
+COPY_BYTES = 64 * 2**20
+
+
+def measure_here(seconds: float = 0.6) -> dict[str, Any]:
+    """GEMM GFLOP/s and copy GB/s in this process, with whatever BLAS threads it has."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((GEMM_N, GEMM_N), dtype=np.float32)
+    b = rng.standard_normal((GEMM_N, GEMM_N), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, b, out=out)  # warm-up: thread pool, page faults
+    best, calls, began = float("inf"), 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - began < seconds * 0.7:
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+        calls += 1
+    gflops = 2 * GEMM_N**3 / best / 1e9
+    src = np.ones(COPY_BYTES // 8)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    copy_best, copies, began = float("inf"), 0, time.perf_counter()
+    while copies < 3 or time.perf_counter() - began < seconds * 0.3:
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        copy_best = min(copy_best, time.perf_counter() - start)
+        copies += 1
+    return {"gemm_gflops": round(gflops, 2), "gemm_calls": calls,
+            "mem_bandwidth_gbs": round(2 * COPY_BYTES / copy_best / 1e9, 2),
+            "blas": _blas_name(np)}
+
+
+def _blas_name(np: Any) -> str:
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # older numpy, unusual builds: the name is a nicety
+        return "unknown"
+
+
+def measure(threads: int, seconds: float = 0.6, timeout: float = 60.0) -> Optional[dict[str, Any]]:
+    """Measure in a fresh process limited to ``threads`` BLAS threads; None when that fails."""
+    from dlbench.env import worker_environment
+
+    env = worker_environment(threads, verbose=False)
+    try:
+        done = subprocess.run([sys.executable, "-m", "dlbench.peak", str(threads), str(seconds)], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        facts = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return None
+    return {**facts, "threads": threads, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _cache_path(threads: int) -> Path:
+    from dlbench.data.cache import cache_dir
+    from dlbench.env import cpu_model
+
+    model = re.sub(r"[^A-Za-z0-9]+", "-", cpu_model()).strip("-")[:60] or "cpu"
+    return cache_dir() / "machine" / f"peak-{model}-{os.cpu_count() or 1}c-{threads}t.json"
+
+
+def cached(threads: int) -> Optional[dict[str, Any]]:
+    try:
+        facts = json.loads(_cache_path(threads).read_text())
+        return facts if isinstance(facts.get("gemm_gflops"), (int, float)) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def remember(facts: dict[str, Any]) -> dict[str, Any]:
+    """Store ``facts`` unless the cache already holds a higher ceiling; returns what the cache holds now."""
+    old = cached(facts["threads"])
+    best = dict(facts)
+    if old:
+        for key in ("gemm_gflops", "mem_bandwidth_gbs"):
+            if (old.get(key) or 0) > (best.get(key) or 0):
+                best[key] = old[key]
+    path = _cache_path(facts["threads"])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(best))
+        os.replace(tmp, path)
+    except OSError:  # an unwritable cache only means measuring again next run
+        pass
+    return best
+
+
+def measure_ceiling(threads: int) -> Optional[dict[str, Any]]:
+    """The ceiling for ``threads``: measured with that many threads and with one, the higher counting.
+
+    On a machine where another process holds a core, a multi-threaded GEMM runs at the pace of its
+    slowest thread and can come out below one thread's; a ceiling for N threads is at least one thread's.
+    """
+    found = measure(threads)
+    if found is None or threads == 1:
+        return found
+    one = measure(1)
+    found["gemm_gflops_by_threads"] = {str(threads): found["gemm_gflops"], "1": one["gemm_gflops"] if one else None}
+    if one and one["gemm_gflops"] > found["gemm_gflops"]:
+        found["gemm_gflops"] = one["gemm_gflops"]
+    return found
+
+
+def peak_for_run(threads: int) -> Optional[dict[str, Any]]:
+    """The ceiling for this thread budget: cached, or measured now (one or two seconds) and cached."""
+    facts = cached(threads)
+    if facts is None:
+        measured = measure_ceiling(threads)
+        facts = remember(measured) if measured else None
+    return facts
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    seconds = float(argv[1]) if len(argv) > 1 else 0.6
+    print(json.dumps(measure_here(seconds)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run_facts(threads: int) -> dict[str, Any]:
+    """What every record's ``env`` carries about the machine: ``machine_settings`` (static) and ``peak``."""
+    from dlbench.machine import static_facts
+
+    return {"machine_settings": static_facts(), "peak": peak_for_run(threads)}

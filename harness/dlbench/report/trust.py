@@ -1,0 +1,82 @@
+"""What a case's repeats say about how far to trust its numbers, as summary columns.
+
+- ``disturbed``: why the timed window was not the case's alone (``steal 14%``, ``load 1.3 cores``), the
+  worst of each kind over the repeats (``metrics.disturbed`` from ``metrics.machine_state``, dlbench.machine);
+- ``ci_unreached``: repeats whose adaptive sampling hit its time cap before the estimator's 95% CI
+  half-width got under the target (``metrics.train_ci_reached``);
+- ``train_peak_pct``: achieved training GFLOP/s as a percentage of the machine's measured float32 GEMM
+  peak with the same thread budget (``env.peak``, dlbench.peak): the roofline a reader needs to judge "fast".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from dlbench.report import _format as f
+from dlbench.stats import median
+
+TRUST_COLUMNS = ("disturbed", "ci_unreached", "train_ci_half_rel", "train_peak_pct")
+_REASON = re.compile(r"^(?P<kind>[a-z]+) (?P<value>[0-9.]+)(?P<unit>.*)$")
+
+
+def disturbed(records: list[dict[str, Any]]) -> str:
+    """'steal 14%, load 1.3 cores': the worst figure of each reason over the records, '' when none."""
+    worst: dict[str, tuple[float, str]] = {}
+    for record in records:
+        reasons = (record.get("metrics") or {}).get("disturbed")
+        for reason in reasons if isinstance(reasons, list) else []:
+            match = _REASON.match(str(reason))
+            if not match:
+                worst.setdefault(str(reason), (0.0, str(reason)))
+                continue
+            value = float(match["value"])
+            if match["kind"] not in worst or value > worst[match["kind"]][0]:
+                worst[match["kind"]] = (value, str(reason))
+    return ", ".join(text for _, text in worst.values())
+
+
+def peak_pct(record: dict[str, Any]) -> Optional[float]:
+    """Training GFLOP/s as a percentage of the run's measured GEMM peak, or None when either is missing."""
+    achieved = f.number((record.get("metrics") or {}).get("train_gflops_per_s"))
+    peak = (record.get("env") or {}).get("peak")
+    ceiling = f.number(peak.get("gemm_gflops")) if isinstance(peak, dict) else None
+    return 100 * achieved / ceiling if achieved is not None and ceiling else None
+
+
+def trust_columns(ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """The TRUST_COLUMNS of one case from its ok records."""
+    shares = [v for v in map(peak_pct, ok) if v is not None]
+    halves = [v for v in (f.number((r.get("metrics") or {}).get("train_ci_half_rel")) for r in ok) if v is not None]
+    return {"disturbed": disturbed(ok),
+            "ci_unreached": sum((r.get("metrics") or {}).get("train_ci_reached") is False for r in ok),
+            "train_ci_half_rel": median(halves) if halves else float("nan"),
+            "train_peak_pct": median(shares) if shares else float("nan")}
+
+
+def legend(rows: list[dict[str, Any]], label: Any = None, limit: int = 6) -> list[str]:
+    """Notes under a table: which cases were disturbed and why, and which missed the CI target."""
+    notes = []
+    hit = [row for row in rows if row.get("disturbed")]
+    if hit:
+        named = "; ".join(f"{label(row) if label else row['case_id']}: {row['disturbed']}" for row in hit[:limit])
+        more = f"; and {len(hit) - limit} more" if len(hit) > limit else ""
+        notes.append(f"~ disturbed (steal: CPU time the hypervisor gave to others; load: cores other processes used, "
+                     f"beyond those the thread budget leaves free) during the timed blocks: {named}{more}; "
+                     f"`dlbench doctor` says what to change")
+    missed = [row for row in rows if row.get("ci_unreached")]
+    if missed:
+        notes.append(f"± CI target missed in {len(missed)} case(s): adaptive sampling reached its time cap before the "
+                     f"estimator's 95% CI was that narrow; the achieved half-width is in the records")
+    if any(f.number(row.get("train_peak_pct")) is not None for row in rows):
+        notes.append("% peak: training GFLOP/s (3x the analytic forward FLOPs) as a share of this machine's measured "
+                     "float32 GEMM peak with the same threads (numpy BLAS; `dlbench doctor`)")
+    return notes
+
+
+def peak_cell(value: Any) -> str:
+    """A % of peak for a table cell: 12% / 3.4% / 0.21%."""
+    v = f.number(value)
+    if v is None:
+        return f.DASH
+    return f"{v:.0f}%" if v >= 10 else f"{v:.1f}%" if v >= 1 else f"{v:.2f}%"

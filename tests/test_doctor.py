@@ -1,0 +1,70 @@
+"""`dlbench doctor`: the machine's settings read from sysfs, its load seen, its GEMM peak measured and cached."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_dlbench
+from test_noise import burners
+
+from dlbench.machine import cgroup_cpus, governor, turbo
+from dlbench.doctor import advice
+
+
+def test_settings_are_read_from_cgroup_and_sysfs_files(tmp_path):
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpus(str(v2)) == 1.5
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpus(str(v2)) is None
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpus(str(tmp_path / "v1")) == 0.5
+    assert cgroup_cpus(str(tmp_path / "nothing")) is None
+    cpus = tmp_path / "cpu"
+    for n, name in ((0, "powersave"), (1, "powersave")):
+        (cpus / f"cpu{n}" / "cpufreq").mkdir(parents=True)
+        (cpus / f"cpu{n}" / "cpufreq" / "scaling_governor").write_text(name + "\n")
+    assert governor(str(cpus)) == "powersave" and turbo(str(cpus)) is None
+    (cpus / "intel_pstate").mkdir()
+    (cpus / "intel_pstate" / "no_turbo").write_text("0\n")
+    assert turbo(str(cpus)) is True
+
+
+def test_advice_names_what_to_change():
+    facts = {"cores": 4, "threads": 4, "now": {"steal": 0.14, "others_cores": 1.5, "load_during": [5.0, 3, 2],
+                                               "busy_processes": [{"pid": 42, "name": "make", "cores": 1.4}]},
+             "settings": {"cgroup_cpus": 2.0, "governor": "powersave", "turbo": True},
+             "peak_now": {"gemm_gflops": 100.0}, "peak_one_thread": {"gemm_gflops": 90.0}}
+    tips = "\n".join(advice(facts))
+    for expected in ("CPU steal 14%", "make (pid 42, 1.4 cores)", "--threads 2", "governor 'powersave'",
+                     "pyperf system tune", "turbo/boost is on", "hardly faster than with one", "load average 5.0"):
+        assert expected in tips
+    quiet = {"cores": 2, "threads": 2, "now": {"steal": 0.0, "others_cores": 0.1, "load_during": [0.2, 0, 0]},
+             "settings": {"cgroup_cpus": None, "governor": None, "turbo": None},
+             "peak_now": {"gemm_gflops": 100.0}, "peak_one_thread": {"gemm_gflops": 60.0}}
+    assert advice(quiet) == []
+
+
+def test_doctor_sees_a_busy_machine_measures_the_peak_and_caches_it(tmp_path):
+    with burners(2):
+        process = run_dlbench("doctor", "--seconds", "0.5", "--threads", "1", "--json", timeout=120,
+                              DLBENCH_CACHE=str(tmp_path))
+    assert process.returncode == 0, process.stderr
+    facts = json.loads(process.stdout)
+    assert facts["now"]["others_cores"] > 0.8 and facts["now"]["busy_processes"]
+    assert any("other processes used" in tip for tip in facts["advice"])
+    assert facts["peak_now"]["gemm_gflops"] > 1 and facts["peak_now"]["mem_bandwidth_gbs"] > 0.1
+    cached = list((tmp_path / "machine").glob("peak-*-1t.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text())["gemm_gflops"] >= facts["peak_now"]["gemm_gflops"]
+    text = run_dlbench("doctor", "--seconds", "0.2", "--threads", "1", timeout=120, DLBENCH_CACHE=str(tmp_path))
+    assert text.returncode == 0 and "GFLOP/s" in text.stdout and "advice" in text.stdout
+
+
+def test_bad_doctor_options_are_one_line_and_exit_2():
+    process = run_dlbench("doctor", "--seconds", "0")
+    assert process.returncode == 2 and "--seconds must be between" in process.stderr
+    assert "Traceback" not in process.stderr and len(process.stderr.strip().splitlines()) == 1

@@ -1,0 +1,149 @@
+"""Noise, measured and flagged: estimators on known inputs, /proc readings, adaptive sampling, a CPU burner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from dlbench.machine import TOP_PROCESSES, Sampler, busy_processes, flags, parse_proc_stat
+from dlbench.stats import ESTIMATORS, ci_half_width, estimate, estimate_ci, median_ci, quantile_ci
+from dlbench.report.table import comparison_table
+
+
+@contextmanager
+def burners(count: int = 2):
+    """Processes that spin on a core each: the 'other load' a shared machine has."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.3)
+        yield [p.pid for p in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def test_estimators_on_known_inputs():
+    rates = [100.0, 50.0, 80.0, 125.0, 100.0]  # block times 0.01, 0.02, 0.0125, 0.008, 0.01
+    assert estimate(rates, "median") == 100.0
+    assert estimate(rates, "min_time") == 125.0  # the fastest block
+    assert estimate(rates, "low_quantile") == 100.0  # 75th percentile of rates = 25th of times
+    # trimmed mean of times: drop one from each end (20% of 5), mean(0.01, 0.01, 0.0125) -> 1 / 0.0108333
+    assert estimate(rates, "trimmed_mean") == pytest.approx(1 / ((0.01 + 0.01 + 0.0125) / 3))
+    assert set(ESTIMATORS) == {"median", "min_time", "low_quantile", "trimmed_mean"}
+    with pytest.raises(LookupError, match="unknown estimator 'mean'"):
+        estimate(rates, "mean")
+
+
+def test_quantile_cis_from_binomial_ranks():
+    for n in (1, 3, 6, 9, 10, 50, 1000):
+        values = [float(v) for v in range(n)]
+        assert quantile_ci(values, 0.5) == median_ci(values)
+    lo, hi = quantile_ci([float(v) for v in range(100)], 0.75)  # ranks 75 -/+ 1.96 sqrt(100 * .75 * .25)
+    assert (lo, hi) == (65.0, 83.0)
+    assert quantile_ci([1.0, 2.0, 3.0], 0.75) == (1.0, 3.0)  # too few values: the full range
+
+
+def test_ci_half_width_shrinks_with_agreement_and_every_estimator_has_one():
+    steady = [100.0 + 0.1 * (i % 5) for i in range(30)]
+    spread = [100.0 * (1 + 0.2 * ((i * 7) % 11) / 10) for i in range(30)]
+    for name in ESTIMATORS:
+        lo, hi = estimate_ci(steady, name)
+        assert lo <= estimate(steady, name) * 1.002 and hi >= estimate(steady, name) * 0.998
+        assert ci_half_width(steady, name) < 0.01 < ci_half_width(spread, name)
+    assert ci_half_width([100.0], "median") == float("inf")
+
+
+def test_proc_stat_and_the_flags_it_raises():
+    text = "cpu  100 5 50 800 20 3 2 140 7 0\ncpu0 50 2 25 400 10 1 1 70 3 0\nintr 1 2 3\n"
+    times = parse_proc_stat(text)
+    assert (times.total, times.idle, times.steal) == (1120, 820, 140)  # guest is inside user already
+    assert times.busy == 160
+    assert flags({"window_s": 1.0, "steal": 0.14, "others_cores": 1.3}, threads=2, cores=2) == \
+        ["steal 14%", "load 1.3 cores"]
+    assert flags({"window_s": 1.0, "steal": 0.01, "others_cores": 1.1}, threads=1, cores=2) == []  # a core free
+    assert flags({"window_s": 0.05, "steal": 0.5, "others_cores": 2.0}, threads=2, cores=2) == []  # too short
+    before = {1: ("a", 1.0), 2: ("b", 5.0)}
+    after = {1: ("a", 1.05), 2: ("b", 6.0), 3: ("new", 0.5)}
+    assert busy_processes(before, after, 1.0) == [{"pid": 2, "name": "b", "cores": 1.0},
+                                                  {"pid": 3, "name": "new", "cores": 0.5},
+                                                  {"pid": 1, "name": "a", "cores": 0.05}]
+
+
+def test_sampler_reads_load_steal_and_switches_of_this_process():
+    sampler = Sampler(threads=1).start()
+    until = time.perf_counter() + 0.3
+    while time.perf_counter() < until:
+        pass
+    state = sampler.stop()
+    assert state["window_s"] >= 0.3 and 0.05 < state["own_cores"] <= 1.1  # one spinning thread (less when busy)
+    assert 0 <= state["steal"] <= 1 and state["busy_cores"] > 0 and state["others_cores"] >= 0
+    assert state["minor_faults"] >= 0
+    assert set(state["allocator"]) == {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}
+    assert len(state["load_before"]) == 3 and len(state["load_during"]) == 3
+    assert state["involuntary_switches"] >= 0 and state["voluntary_switches"] >= 0
+
+
+def test_adaptive_sampling_stops_at_the_target_on_a_steady_plugin_and_at_the_cap_on_a_jittery_one(fake_run):
+    process, records = fake_run("-m", "mlp", "-t", "synthetic_images", "--variant", "sleep", "--variant", "jittery",
+                                "--steps", "100", "--max-timing", "1.0", "--ci-target", "3%")
+    assert process.returncode == 0, process.stderr
+    by_variant = {r["variant"]: r["metrics"] for r in records}
+    steady, jittery = by_variant["sleep"], by_variant["jittery"]
+    assert steady["ci_target"] == 0.03 and steady["train_ci_reached"] is True
+    assert steady["train_ci_half_rel"] <= 0.03 and steady["phases_s"]["extra_timing"] < 0.5
+    assert jittery["train_ci_reached"] is False and jittery["train_ci_half_rel"] > 0.03
+    assert 0.5 < jittery["phases_s"]["extra_timing"] < 1.0 + 0.6  # the cap is on timed seconds, 1.0 here
+    assert len(jittery["train_blocks"]) > len(steady["train_blocks"])
+    assert "± CI target missed in 1 case(s)" in comparison_table(records)
+
+
+def test_estimator_is_recorded_and_the_raw_blocks_kept(fake_run):
+    process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "60", "--estimator", "min_time")
+    assert process.returncode == 0, process.stderr
+    metrics = records[0]["metrics"]
+    assert metrics["estimator"] == "min_time"
+    assert metrics["train_samples_per_s"] == max(metrics["train_blocks"])
+    assert metrics["infer_samples_per_s"] == max(metrics["infer_blocks"])
+
+
+def test_cpu_burned_beside_a_case_is_measured_and_flagged(fake_run):
+    with burners(2) as pids:
+        process, records = fake_run("-m", "mlp", "-t", "synthetic_images", "--variant", "spin", "--steps", "300")
+    assert process.returncode == 0, process.stderr
+    metrics = records[0]["metrics"]
+    state = metrics["machine_state"]
+    assert state["window_s"] > 0.5 and state["others_cores"] > 0.8
+    assert state["involuntary_switches"] > 0  # the spinning worker lost its core to the burners
+    busy = {p["pid"] for p in state["busy_processes"]}
+    assert busy & set(pids) or len(busy) == TOP_PROCESSES  # on a shared machine others may outrank them
+    assert any(reason.startswith("load ") for reason in metrics["disturbed"])
+    table = comparison_table(records)
+    assert "~" in table.splitlines()[2] and "~ disturbed" in table and "load " in table
+    assert json.dumps(records[0]["env"]["peak"])  # the run's ceiling travels with every record
+
+
+def test_workers_run_with_fixed_allocator_thresholds_unless_told_not_to(fake_run):
+    from dlbench.env import ALLOCATOR_ENV
+
+    process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30")
+    assert process.returncode == 0, process.stderr
+    assert records[0]["metrics"]["machine_state"]["allocator"] == ALLOCATOR_ENV
+
+
+
+def test_allocator_settings_yield_to_the_environment(monkeypatch):
+    from dlbench.env import ALLOCATOR_ENV, worker_environment
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1234")
+    env = worker_environment(1, verbose=False)
+    assert env["MALLOC_TRIM_THRESHOLD_"] == "1234"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == ALLOCATOR_ENV["MALLOC_MMAP_THRESHOLD_"]
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.setenv("DLBENCH_MALLOC", "glibc-default")
+    assert not set(ALLOCATOR_ENV) & set(worker_environment(1, verbose=False))
