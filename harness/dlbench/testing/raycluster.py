@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
+# Every node of a test cluster listens on loopback. Ray swaps 127.0.0.1 (and localhost) for the machine's
+# network address when it starts a node; another loopback address it keeps as given.
+LOOPBACK = "127.0.0.2"
 STARTED = "This command will now block forever"  # what ``ray start --block`` prints once the node is up
 
 
 def free_port() -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
 
 
@@ -65,9 +68,9 @@ class LocalRayCluster:
 
     @property
     def address(self) -> str:
-        """The head's GCS address as Ray wrote it (Ray swaps loopback for this machine's own address)."""
+        """The head's GCS address as Ray wrote it (on loopback: every node is started with that address)."""
         written = self.root / "ray" / "ray_current_cluster"
-        return written.read_text().strip() if written.exists() else f"127.0.0.1:{self.port}"
+        return written.read_text().strip() if written.exists() else f"{LOOPBACK}:{self.port}"
 
     def __enter__(self) -> "LocalRayCluster":
         return self.start()
@@ -95,7 +98,9 @@ class LocalRayCluster:
 
     def _launch(self, name: str, args: list[str], cpus: int, resources: dict[str, float],
                 env: Mapping[str, str], timeout: float) -> RayNode:
+        # Loopback only: left to itself Ray advertises the machine's network address instead.
         command = [str(Path(sys.executable).with_name("ray")), "start", *args, "--block", "--num-cpus", str(cpus),
+                   "--node-ip-address", LOOPBACK,
                    "--resources", json.dumps(resources), "--object-store-memory",
                    str(self.object_store_mb * 1024 * 1024), "--disable-usage-stats",
                    "--dashboard-agent-listen-port", str(free_port()), "--metrics-export-port", str(free_port()),
