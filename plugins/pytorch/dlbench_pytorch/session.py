@@ -141,7 +141,8 @@ class TorchSession:
         info: dict[str, Any] = {
             "threads": self._threads["threads"],
             "interop_threads": self._threads["interop_threads"],
-            "precision": "bfloat16 autocast (torch.autocast on forward and loss; float32 weights, gradients and "
+            "precision": "bfloat16 autocast (torch.autocast on forward and loss: Linear, Conv and the LSTM in "
+                         "bfloat16 by autocast's op lists, the loss in float32; float32 weights, gradients and "
                          "Adam)" if self.amp else "float32",
             "compute_dtype": "bfloat16" if self.amp else "float32",
             "compile": "torch.compile(mode=default)" if self.compiled else "none",
