@@ -25,12 +25,3 @@ class TestKerasConformance(FrameworkConformance):
     # TensorFlow sizes its thread pools once per process and the plugin refuses a session whose budget
     # differs from the one in force, so this shares the budget of tests/test_plugin_keras.py.
     threads = 2
-
-    # Open finding (docs/fairness.md): TensorFlow keeps 1.1-1.5 threads runnable at --threads 1, 2.1-2.6 at 2
-    # (its executor, Eigen's spin-waiting workers and tf.data's threads beside the intra-op pool). The kit
-    # reports it; it passes again once the plugin caps those pools too.
-    @pytest.mark.parametrize("budget", [pytest.param(b, marks=pytest.mark.xfail(
-        reason="TF keeps more threads runnable than its intra/inter-op budget in some runs (docs/fairness.md)",
-        strict=False)) for b in (1, 2)])
-    def test_thread_budget_is_kept(self, kit, budget: int) -> None:
-        super().test_thread_budget_is_kept(kit, budget)

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,24 @@ def test_thread_meter_counts_threads_that_run_at_once() -> None:
     seen = meter.summary(budget=1)
     assert seen["busy"] >= 3 and seen["over_budget"], seen
     assert seen["runnable"] > 2.5, seen  # three runnable threads, however loaded the machine is
+    assert seen["concurrency"] > 2.0, seen  # and about three threads' worth of CPU once the load is divided out
+
+
+def test_thread_meter_does_not_add_up_threads_that_take_turns() -> None:
+    """A thread that hands each piece of work to a pool thread and blocks on the result uses one core at a
+    time. On a loaded machine each hand-off waits on the run queue while the other thread is still runnable:
+    ``runnable`` read 1.5-1.6 for this here (load average 5-8 on 2 cores); ``concurrency`` must not."""
+    data = bytes(1 << 21)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(hashlib.sha256, data).result()  # the pool thread exists before the window
+        meter = ThreadMeter()
+        meter.start()
+        end = time.perf_counter() + 0.6
+        while time.perf_counter() < end:
+            pool.submit(hashlib.sha256, data).result()  # hashing releases the GIL: real work on the pool thread
+        meter.stop()
+    seen = meter.summary(budget=1)
+    assert not seen["over_budget"] and seen["concurrency"] < 1.4, seen
 
 
 def test_thread_meter_ignores_an_idle_process() -> None:

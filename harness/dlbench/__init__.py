@@ -16,6 +16,7 @@ from dlbench.fairness import FairnessProfile, fairness_profile
 from dlbench.hookspecs import hookimpl
 from dlbench.stream import BatchStream
 from dlbench.probes import cpu_model, gpu_names, torch_strict_float32, torch_thread_budget
+from dlbench.threadbudget import jax_thread_budget
 from dlbench.zoo import ModelSpec
 
 
@@ -70,6 +71,7 @@ __all__ = [
     "gpu_reason",
     "hookimpl",
     "jax_gpu",
+    "jax_thread_budget",
     "nvidia_driver",
     "run_probe",
     "tensorflow_gpu",

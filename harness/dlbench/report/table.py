@@ -269,8 +269,9 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
         grid.notes.append(f"{OWN_ORDER_MARK} own order: the plugin drew its own training batches instead of the "
                           "harness's stream, so it did not see the same batches as the others")
     if over_budget:
-        grid.notes.append(f"{OVER_BUDGET_MARK} over budget: more threads were running or waiting for a CPU during "
-                          "the timed blocks than the thread budget allows (metrics.threads_observed)")
+        grid.notes.append(f"{OVER_BUDGET_MARK} over budget: the case kept more threads' worth of CPU busy during "
+                          "the timed blocks than the thread budget allows, the machine's load divided out "
+                          "(metrics.threads_observed.concurrency)")
     if any(synthetic.values()):
         grid.notes.append("(synthetic): generated data; its accuracy says little about real tasks")
     return grid

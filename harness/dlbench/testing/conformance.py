@@ -648,9 +648,11 @@ class FrameworkConformance:
         if seen["over_budget"] is None:
             pytest.skip(f"the timed blocks lasted {seen['timed_s']} s in all, too short to count threads")
         assert not seen["over_budget"], (
-            f"--threads {budget}: on average {seen['runnable']} threads were running or waiting for a CPU in the "
-            f"timed {seen['timed_s']} s ({seen['busy']} busy; shares {seen['top_shares']}), more than the budget "
-            f"+ {seen['slack']}: "
+            f"--threads {budget}: the process kept {seen['concurrency']} threads' worth of CPU busy in the timed "
+            f"{seen['timed_s']} s (CPU time {seen['parallel']} cores, over the busiest thread's share of a CPU "
+            f"{seen['cpu_share']}: the machine's load), more than the budget + {seen['slack']}; on "
+            f"average {seen['runnable']} threads were running or waiting for a CPU ({seen['busy']} busy; shares "
+            f"{seen['top_shares']}): "
             f"apply the budget to every pool the framework starts (describe() says: "
             f"{(record.get('fairness') or {}).get('threads')!r}); see 'The thread budget' in the plugin guide")
 

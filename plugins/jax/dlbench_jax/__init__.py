@@ -10,7 +10,7 @@ import sys
 from importlib import metadata
 from typing import Any, Sequence
 
-from dlbench import DeviceCheck, FrameworkUnavailable, Setup, cpu_model, jax_gpu
+from dlbench import DeviceCheck, FrameworkUnavailable, Setup, cpu_model, jax_gpu, jax_thread_budget
 from dlbench import hookimpl
 
 LAYERS = {"flatten", "dense", "dropout", "conv2d", "maxpool2d", "batchnorm", "activation", "embedding",
@@ -57,17 +57,11 @@ class JaxFramework:
 
 
 def _budget_threads(threads: int, device: str) -> str:
-    """Size XLA's CPU thread pool before jax starts: it reads NPROC (and XLA_FLAGS) when its client is made."""
-    if "jax" in sys.modules:
-        return (f"not applied: jax was already imported in this process (NPROC={os.environ.get('NPROC', 'unset')},"
-                f" XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})")
-    os.environ["NPROC"] = str(threads)
-    flags = os.environ.get("XLA_FLAGS", "")
-    if threads == 1 and "multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
-    os.environ["JAX_PLATFORMS"] = "cuda" if device == "gpu" else "cpu"
-    return (f"NPROC={threads} (XLA's CPU client thread-pool size){' and XLA_FLAGS=--xla_cpu_multi_thread_eigen=false' if threads == 1 else ''}"
-            f", set before importing jax")
+    """Size XLA's CPU pools and schedule before jax starts (dlbench.jax_thread_budget: NPROC, XLA_FLAGS, no
+    async dispatch on the CPU); they are read when its client is made."""
+    if "jax" not in sys.modules:
+        os.environ["JAX_PLATFORMS"] = "cuda" if device == "gpu" else "cpu"
+    return jax_thread_budget(threads, device)
 
 
 @hookimpl

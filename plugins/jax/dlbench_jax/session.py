@@ -218,14 +218,16 @@ class JaxSession:
     def describe(self) -> Mapping[str, Any]:
         return {
             "threads": self.threads,
-            "precision": ("bfloat16 compute (flax dtype=bfloat16), float32 parameters, optax Adam and loss"
+            "precision": ("bfloat16 compute (flax dtype=bfloat16: Dense, Conv, Embed, BatchNorm and the LSTM, its "
+                          "state included); float32 parameters, logits, loss and optax Adam"
                           if self.bf16 else "float32; jax_default_matmul_precision=highest"),
             "compute_dtype": "bfloat16" if self.bf16 else "float32",
             "tf32": ("off: jax_default_matmul_precision=highest" if self.device.platform == "gpu"
                      else "not applicable on CPU"),
             "compile": "jax.jit of the whole train step (forward, loss, grad, Adam update), traced and compiled "
                        "by XLA in the first train() call; evaluate and predict are jitted too",
-            "sync": "jax.block_until_ready on the training state and the last prediction (async dispatch)",
+            "sync": ("jax.block_until_ready on the training state and the last prediction (async dispatch on the GPU; "
+                     "on the CPU computations run on the calling thread, see threads)"),
             "layout": "NHWC as given by the harness; flatten in H, W, C order; sequences (N, L, C)",
             "framework_versions": {d: metadata.version(d) for d in ("jax", "jaxlib", "flax", "optax")},
             "device_name": self.device.device_kind,

@@ -20,8 +20,9 @@ import numpy as np
 class HostArrays:
     """The training set as host tensors, made once per session (``tf`` is None off the TF backend)."""
 
-    def __init__(self, tf: Any, x: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, tf: Any, x: np.ndarray, y: np.ndarray, threads: int = 0) -> None:
         self.tf, self.x, self.y = tf, x, y
+        self.threads = threads  # the case's thread budget, applied to tf.data's own pool (0: tf.data's defaults)
         if tf is not None:
             with tf.device("/CPU:0"):  # tf.data runs on the host; keep its inputs there
                 self.xs, self.ys = tf.constant(x), tf.constant(y)
@@ -32,11 +33,29 @@ class HostArrays:
         xs, ys = self.xs, self.ys
         with tf.device("/CPU:0"):
             order = tf.constant(rows, dtype=tf.int64)
-        return (tf.data.Dataset.from_tensor_slices(order)
-                .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)), num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
+        dataset = (tf.data.Dataset.from_tensor_slices(order)
+                   .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+                   .prefetch(tf.data.AUTOTUNE))
+        return dataset.with_options(data_options(tf, self.threads)) if self.threads else dataset
 
     def numpy_batches(self, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The same batches as numpy arrays, for the jax and torch backends."""
         for idx in rows:
             yield self.x[idx], self.y[idx]
+
+
+def data_options(tf: Any, threads: int) -> Any:
+    """tf.data's share of the thread budget: the map and prefetch run on a private pool of ``threads`` threads
+    (tf.data.ThreadingOptions), each gather op on one thread, and AUTOTUNE tunes its parallelism for a CPU
+    budget of ``threads`` cores instead of every core it can see (tf.data.experimental.AutotuneOptions)."""
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    options.threading.max_intra_op_parallelism = 1
+    options.autotune.cpu_budget = threads
+    return options
+
+
+def data_threads(threads: int) -> str:
+    """How ``data_options`` applied the budget, for ``describe()["threads"]``."""
+    return (f"tf.data Options: threading.private_threadpool_size={threads}, threading.max_intra_op_parallelism=1, "
+            f"autotune.cpu_budget={threads}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Iterator
 
-from dlbench import cpu_model, torch_strict_float32, torch_thread_budget
+from dlbench import cpu_model, jax_thread_budget, torch_strict_float32, torch_thread_budget
 
 
 @dataclass
@@ -146,10 +146,10 @@ def _load_torch(device: str, threads: int) -> Runtime:
 def _load_jax(device: str, threads: int) -> Runtime:
     if "jax" not in sys.modules:
         os.environ["JAX_PLATFORMS"] = "cuda" if device == "gpu" else "cpu"
+    how = jax_thread_budget(threads, device)  # XLA's CPU pools and schedule, before jax is imported
     import jax
     import keras
 
-    how = f"not applied: JAX/XLA has no thread-count API (budget was {threads}); XLA uses all cores"
     name = str(jax.devices()[0].device_kind) if device == "gpu" else cpu_model()
     return Runtime(keras, "jax", device, how, how, name,
                    {"keras": keras.__version__, "jax": jax.__version__, "jaxlib": metadata.version("jaxlib")},

@@ -38,7 +38,7 @@ class KerasSession:
         if len(data.x_train) < setup.batch_size:
             raise ValueError(f"batch size {setup.batch_size} is larger than the training set ({len(data.x_train)} samples)")
         self.stream = setup.stream  # the harness's batch order; each train() call takes its steps' rows
-        self.arrays = pipeline.HostArrays(self.rt.tf, data.x_train, self._labels(data.y_train))
+        self.arrays = pipeline.HostArrays(self.rt.tf, data.x_train, self._labels(data.y_train), setup.threads)
         if variant.loop == "custom":
             self._step = self._custom_step()
             self.optimizer.build(self.model.trainable_variables)
@@ -135,7 +135,7 @@ class KerasSession:
             compile_mode = "XLA (jax.jit)" if variant.backend == "jax" else "none (eager torch)"
             if variant.backend == "jax":
                 sync = ("jax.block_until_ready(trainable variables), after Keras' jax_state_sync at each block end "
-                        "(JAX dispatches asynchronously, also on CPU)")
+                        "(JAX dispatches asynchronously on a GPU; on the CPU the thread budget turns it off)")
             else:
                 sync = ("torch.cuda.synchronize()" if on_gpu else
                         "none needed: torch on CPU runs synchronously (fit, predict_on_batch return after the work)")
@@ -148,10 +148,13 @@ class KerasSession:
                               "from a callback between batches"
                               if variant.loop == "fit" else
                               "custom: GradientTape train step in a tf.function, python loop"),
-            "threads": rt.threads,
+            "threads": "; ".join(dict.fromkeys([rt.threads, rt.interop_threads]  # every pool the backend starts
+                                               + ([pipeline.data_threads(self.setup.threads)] if rt.tf is not None
+                                                  else []))),
             "interop_threads": rt.interop_threads,
             "precision": ("float32" if variant.precision == "float32" else
-                          f"{variant.precision} dtype policy: bfloat16 compute, float32 variables and loss"),
+                          f"{variant.precision} dtype policy: bfloat16 compute in every layer, the LSTM included; "
+                          "float32 variables and loss"),
             "compute_dtype": "float32" if variant.precision == "float32" else "bfloat16",
             "compile": compile_mode,
             "sync": sync,
