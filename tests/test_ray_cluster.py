@@ -1,6 +1,5 @@
-"""`dlbench run --executor ray` against a real Ray cluster started here: a head on this machine's own
-address with 2 CPUs and a second node started as its own process (custom resource ``second``, an empty
-HOME, so it has no data sets of its own). Each test drives the real CLI in a subprocess; the fake
+"""`dlbench run --executor ray` against a real Ray cluster started here: a head on loopback with 2 CPUs
+and a second node started as its own process (custom resource ``second``, an empty HOME, so it has no data sets of its own). Each test drives the real CLI in a subprocess; the fake
 framework makes cases take a known time without a tensor library.
 """
 
