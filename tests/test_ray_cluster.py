@@ -1,6 +1,7 @@
 """`dlbench run --executor ray` against a real Ray cluster started here: a head on loopback with 2 CPUs
-and a second node started as its own process (custom resource ``second``, an empty HOME, so it has no data sets of its own). Each test drives the real CLI in a subprocess; the fake
-framework makes cases take a known time without a tensor library.
+and a second node started as its own process (custom resource ``second``, an empty HOME, so it has no
+data sets of its own). Each test drives the real CLI in a subprocess; the fake framework makes cases
+take a known time without a tensor library.
 """
 
 from __future__ import annotations
