@@ -97,7 +97,7 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
 
     run_dir.create()
     environment = envmod.capture()
-    environment.update(run_facts(options.threads))  # cgroup quota, governor, turbo; the measured GEMM peak
+    environment.update(run_facts(options.threads, remeasure=options.profile != "smoke"))  # cgroup quota, governor, turbo; the measured GEMM peak
     executor = make_executor(options, environment)  # first: a cluster that cannot be reached writes nothing
     todo = [(c, r) for c, r in schedule(plan.cases, options.repeat) if (c.id, r) not in finished]
     state = RunState(run_id or new_run_id(), len(todo))
