@@ -14,8 +14,8 @@ from dlbench.devices import (DeviceCheck, distribution_version, gpu_reason, jax_
                              tensorflow_gpu, torch_gpu)
 from dlbench.fairness import FairnessProfile, fairness_profile
 from dlbench.hookspecs import hookimpl
-from dlbench.stream import BatchStream
 from dlbench.probes import cpu_model, gpu_names, torch_strict_float32, torch_thread_budget
+from dlbench.stream import BatchStream
 from dlbench.threadbudget import jax_thread_budget
 from dlbench.zoo import ModelSpec
 
