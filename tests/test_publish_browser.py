@@ -10,7 +10,7 @@ import pytest
 from dlbench.report.publish import publish
 from dlbench.report.publish_samples import make_history
 from test_publish import CASES, _planted, _version, write_runs
-from test_report_browser import BROWSER_SERVICES, CHROMIUM, ProxyTrap, chromium, png_size
+from test_report_browser import CHROMIUM, ProxyTrap, chromium, page_requests, png_size, visit_control_page
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed "
                                 "(apt-get install chromium)")
@@ -32,15 +32,12 @@ def test_site_opens_from_disk_with_its_charts_and_no_network_request(tmp_path):
         doms = {name: chromium(page, tmp_path, trap, tmp_path / f"{name}.png")
                 for name, page in (("index", site / "index.html"), ("case", case), ("hostile", hostile_page),
                                    ("across", side_by_side), ("changes", site / "changes.html"))}
-        control = tmp_path / "control.html"  # the trap is live: a page that loads something is caught
-        control.write_text('<img src="http://dlbench-control.invalid/x.png"><p>control</p>')
-        chromium(control, tmp_path, trap, tmp_path / "control.png")
+        visit_control_page(trap, tmp_path)
     finally:
         trap.close()
     assert "dlbench-control.invalid" in trap.hosts, trap.requests
-    page_requests = [r for r in trap.requests if r and "dlbench-control.invalid" not in r
-                     and not any(host in r for host in BROWSER_SERVICES)]
-    assert page_requests == [], page_requests
+    requests = page_requests(trap)
+    assert requests == [], requests
     keep = os.environ.get("DLBENCH_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(tmp_path / "case.png", keep)

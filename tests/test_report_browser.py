@@ -90,6 +90,19 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+
+def visit_control_page(trap: ProxyTrap, tmp_path: Path) -> None:
+    """Proves the trap is live: a page that does load something over the network gets caught."""
+    control = tmp_path / "control.html"
+    control.write_text('<img src="http://dlbench-control.invalid/x.png"><p>control</p>')
+    chromium(control, tmp_path, trap, tmp_path / "control.png")
+
+
+def page_requests(trap: ProxyTrap) -> list[str]:
+    """What the pages under test requested: everything but the control page and the browser's own services."""
+    return [r for r in trap.requests if r and "dlbench-control.invalid" not in r
+            and not any(host in r for host in BROWSER_SERVICES)]
+
 def test_report_renders_from_disk_with_tables_and_charts_and_no_network(tmp_path):
     cases = [dict(framework=fw, variant=v, model=m, task=t, train=tr * k, infer=tr * 6 * k, latency_ms=l / k,
                   tta_s=40 / k, noise=n)
@@ -106,16 +119,12 @@ def test_report_renders_from_disk_with_tables_and_charts_and_no_network(tmp_path
     try:
         screenshot = tmp_path / "report.png"
         dom = chromium(page, tmp_path, trap, screenshot)
-        # the trap is live: a page that does load something over the network gets caught
-        control = tmp_path / "control.html"
-        control.write_text('<img src="http://dlbench-control.invalid/x.png"><p>control</p>')
-        chromium(control, tmp_path, trap, tmp_path / "control.png")
+        visit_control_page(trap, tmp_path)
     finally:
         trap.close()
     assert "dlbench-control.invalid" in trap.hosts, trap.requests
-    page_requests = [r for r in trap.requests if r and "dlbench-control.invalid" not in r
-                     and not any(host in r for host in BROWSER_SERVICES)]
-    assert page_requests == [], page_requests
+    requests = page_requests(trap)
+    assert requests == [], requests
 
     width, height = png_size(screenshot)
     assert (width, height) == (1440, 2200)

@@ -21,7 +21,7 @@ from dlbench.report import _format as f
 from dlbench.report.history import SHOWN, TRACKED, Change, Collection, History, Machine, Point, Run
 from dlbench.report.linechart import MAX_DOTS, Marker, Series, line_chart
 from dlbench.report.plots import PALETTE
-from dlbench.report.site import CSS, esc
+from dlbench.report.site import CSS, PAGE_META, esc
 from dlbench.stats import median, median_ci
 
 _SPECIAL = re.compile("[&<>\"']")
@@ -97,9 +97,7 @@ def page(title: str, facts: Sequence[tuple[str, str]], nav: Sequence[tuple[str, 
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+{PAGE_META}
 <title>{esc(title)}</title>
 <style>{CSS}{EXTRA_CSS}</style>
 </head>

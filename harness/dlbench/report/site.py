@@ -39,6 +39,13 @@ class Chart:
     svg: str
 
 
+# Every page dlbench writes: no script and no network (the CSP forbids both), so it renders the same from
+# disk or any static host.
+PAGE_META = """<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">"""
+
+
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -314,9 +321,7 @@ def _html(ctx: _Context) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+{PAGE_META}
 <title>dlbench report</title>
 <style>{CSS}</style>
 </head>
