@@ -63,8 +63,12 @@ def worker_environment(threads: int, verbose: bool) -> dict[str, str]:
 # every step and page-faults them in again (PyTorch CNN training on CPU: thousands of minor faults a step),
 # the other keeps them; an evaluation in between can switch a process from one to the other mid-run. Fixed
 # thresholds put every worker of every framework in the second regime from its first step (docs/noise.md).
+# 1 GiB, not glibc's 32 MiB ceiling: PyTorch's eager CNN inference at batch 1024 frees 88-151 MB activations
+# each call, which a 32 MiB threshold still maps and unmaps (54,000 faults a call, 8.7k samples/s against
+# 29.5k kept on the heap); TensorFlow and XLA cache their buffers and do not notice. It is what the
+# caching allocators PyTorch's CPU tuning guide recommends (jemalloc, tcmalloc) do for large blocks.
 # A value already in the environment wins; DLBENCH_MALLOC=glibc-default leaves glibc's adaptive behaviour.
-ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20)}
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 
 
 def allocator_env(environ: dict[str, str]) -> dict[str, str]:
