@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import run_dlbench
+from dlbench.loadgen.measure import LATENCY_SLACK_MS, TOLERANCE, consistency
 from dlbench.loadgen.server import find_peak
 from dlbench.loadgen.settings import BUDGETS, SCENARIOS, loadgen_settings
 from dlbench.loadgen.summary import parse_summary, read_summary, summary_record
@@ -71,6 +72,9 @@ def test_a_real_loadgen_run_parses_into_the_record(scenario, expect, tmp_path):
         assert record["qps"] == pytest.approx(400, rel=0.2)
     if scenario in ("single-stream", "server"):
         assert session.staged == 128 and set(session.batches) == {1}  # staged once per loaded sample, off the clock
+        timed = sut.times.as_dict()["single_predict_ms"]
+        assert timed["count"] == sut.times.queries
+        assert 0.5 <= timed["p50"] <= record["latency_ms"]["p50"]  # the sleep, inside LoadGen's latency
 
 
 def test_a_failing_predict_lets_loadgen_finish_and_then_raises(tmp_path):
@@ -85,6 +89,42 @@ def test_a_failing_predict_lets_loadgen_finish_and_then_raises(tmp_path):
     with pytest.raises(ValueError, match="predict broke"):
         sut.run(loadgen_settings(lg, "single-stream", BUDGETS["smoke"], expected_latency_s=0.0004), tmp_path)
     assert (tmp_path / "mlperf_log_summary.txt").exists()  # LoadGen's test ran to its end
+
+
+def _single(loadgen_p50: float, predict_p50: float) -> dict:
+    return {"latency_ms": {"p50": loadgen_p50, "p90": loadgen_p50 * 1.1},
+            "sut_s": {"single_predict_ms": {"p50": predict_p50}}}
+
+
+def test_consistency_judges_the_framework_share_and_reports_loadgen_path():
+    own = {"p50": 1.0, "p90": 1.1}
+    # LoadGen's latency twice dlbench's own, all of it LoadGen's path: the framework agrees
+    check = consistency({"single-stream": _single(2.0, 1.02)}, None, own)
+    single = check["single_stream"]
+    assert check["agree"] and single["ratio_p50"] == pytest.approx(2.0)
+    assert single["predict_ratio_p50"] == pytest.approx(1.02) and single["path_ms"] == pytest.approx(0.98)
+    assert "LoadGen's issue-to-completion path 980 µs" in check["verdict"]
+    # the framework itself slower through LoadGen, beyond the tolerance and the slack: differs
+    slow = 1.0 + 2 * TOLERANCE
+    check = consistency({"single-stream": _single(slow + 0.03, slow)}, None, own)
+    assert not check["agree"] and check["verdict"].startswith("DIFFER")
+    # tens of microseconds: the absolute slack decides
+    fast = {"p50": 0.015, "p90": 0.016}
+    assert consistency({"single-stream": _single(0.045, 0.015 + LATENCY_SLACK_MS / 2)}, None, fast)["agree"]
+    assert not consistency({"single-stream": _single(0.06, 0.015 + 2 * LATENCY_SLACK_MS)}, None, fast)["agree"]
+    # without the SUT's own timing there is nothing to judge the framework on
+    assert not consistency({"single-stream": {"latency_ms": {"p50": 1.0}, "sut_s": {}}}, None, own)["agree"]
+
+
+def test_consistency_of_offline_counts_predict_alone_against_the_own_total_rate():
+    sut = {"samples": 10_000, "predict_s": 1.0, "stage_s": 0.25, "complete_s": 0.25}
+    check = consistency({"offline": {"qps": 6_000.0, "sut_s": sut}}, 10_000.0, {}, [9_000.0, 11_000.0])
+    offline = check["offline"]
+    assert offline["ratio"] == pytest.approx(0.6) and offline["predict_ratio"] == pytest.approx(1.0)
+    assert offline["own_total_samples_per_s"] == pytest.approx(2 / (1 / 9_000 + 1 / 11_000))
+    assert offline["staging_share"] == pytest.approx(0.25 / 1.5) and check["agree"]
+    halved = {**sut, "predict_s": 2.0}
+    assert not consistency({"offline": {"qps": 4_000.0, "sut_s": halved}}, 10_000.0, {}, [10_000.0])["agree"]
 
 
 def test_summary_parser_reads_invalid_runs_and_wrapped_bullets():

@@ -24,8 +24,12 @@ MULTISTREAM_SAMPLES = 8  # mlperf.conf: *.MultiStream.samples_per_query
 EXPECT_FASTER = 0.5  # expected latency told to LoadGen, as a share of the calibrated one (never over-promise)
 EXPECT_OFFLINE = 1.4  # expected Offline QPS, as a multiple of dlbench's own (LoadGen then runs ~1.5x min duration)
 MAX_GENERATED = 5_000_000  # queries (samples, Offline) LoadGen may pre-generate: Python holds a list of their ids
-TOLERANCE = 0.25  # LoadGen and dlbench's own timing "agree" within this ratio ...
-LATENCY_SLACK_MS = 0.05  # ... or, for latencies, within this absolute difference (LoadGen's queue hop)
+# LoadGen's and dlbench's own timing of the framework's work "agree" within this ratio (quiet 2-core VM, three
+# frameworks x mlp/cnn: Offline predict-alone 0.92-1.03, SingleStream predict-alone p50 1.05-1.34) ...
+TOLERANCE = 0.10
+# ... or, for SingleStream, within this many ms: a query that wakes LoadGen's idle serving thread runs its
+# predict 5-9 µs slower than dlbench's back-to-back queries (cold caches after the wait), whatever the model
+LATENCY_SLACK_MS = 0.012
 
 
 def import_loadgen() -> Any:
@@ -173,6 +177,11 @@ def consistency(scenarios: dict[str, Any], own_offline: Optional[float], own_lat
     the record's own number summarises short blocks (a median by default, which steps over the blocks a
     busy machine stalled); so the check compares like with like, against the own blocks' total rate
     (all samples over all block time), and reports the ratio to the record's number too.
+
+    A SingleStream latency through LoadGen is the framework's predict plus LoadGen's own path (its issue
+    thread, the Python callback, the hand-over to the serving thread, the completion call: 20-35 µs a query
+    on a 2-core VM), which is most of the latency of a model answering in tens of microseconds. The SUT times
+    each query's predict alone, so the check compares that p50 with dlbench's own and reports the path.
     """
     out: dict[str, Any] = {"tolerance": TOLERANCE, "latency_slack_ms": LATENCY_SLACK_MS}
     verdicts: list[bool] = []
@@ -201,17 +210,24 @@ def consistency(scenarios: dict[str, Any], own_offline: Optional[float], own_lat
     single = scenarios.get("single-stream")
     if single and own_latency.get("p50"):
         lg_latency = single.get("latency_ms") or {}
+        predict = (single.get("sut_s") or {}).get("single_predict_ms") or {}
         entry = {}
         for p in ("p50", "p90"):
             mine, theirs = own_latency.get(p), lg_latency.get(p)
             entry[f"own_{p}_ms"], entry[f"loadgen_{p}_ms"] = mine, theirs
             entry[f"ratio_{p}"] = _ratio(theirs, mine)
-        mine, theirs = own_latency["p50"], lg_latency.get("p50")
-        ok = theirs is not None and (abs(theirs / mine - 1) <= TOLERANCE or abs(theirs - mine) <= LATENCY_SLACK_MS)
+        mine, framework = own_latency["p50"], predict.get("p50")
+        entry["predict_p50_ms"] = framework
+        entry["predict_ratio_p50"] = _ratio(framework, mine)
+        entry["path_ms"] = lg_latency["p50"] - framework if framework and lg_latency.get("p50") else None
+        ok = framework is not None and (abs(framework / mine - 1) <= TOLERANCE
+                                        or abs(framework - mine) <= LATENCY_SLACK_MS)
         entry["agree"] = ok
         verdicts.append(ok)
         out["single_stream"] = entry
-        words.append(f"SingleStream p50 {_x(entry['ratio_p50'])}, p90 {_x(entry['ratio_p90'])} of dlbench's own")
+        words.append(f"SingleStream p50 {_x(entry['ratio_p50'])} of dlbench's own "
+                     f"({_x(entry['predict_ratio_p50'])} counting predict alone; LoadGen's issue-to-completion "
+                     f"path {_us(entry['path_ms'])} a query)")
     if verdicts:
         out["agree"] = all(verdicts)
         out["verdict"] = (("agree" if out["agree"] else "DIFFER") + f" within {100 * TOLERANCE:g}%: "
@@ -221,6 +237,10 @@ def consistency(scenarios: dict[str, Any], own_offline: Optional[float], own_lat
 
 def _x(value: Optional[float]) -> str:
     return "—" if value is None else f"{value:.2f}x"
+
+
+def _us(value: Optional[float]) -> str:
+    return "—" if value is None else f"{1000 * value:.0f} µs"
 
 
 def _pct(value: Optional[float]) -> str:

@@ -14,7 +14,7 @@ from dlbench.report.table import group_cases
 from dlbench.stats import median
 
 HEADERS = ["task", "model", "framework", "scenario", "result", "QPS", "p50 ms", "p90 ms", "p99 ms", "bound ms",
-           "vs own"]
+           "vs own", "predict vs own"]
 ORDER = ("single-stream", "multi-stream", "server", "offline")
 
 
@@ -50,10 +50,10 @@ def _row(label: str, records: list[dict[str, Any]], scenario: str, notes: list[s
             reasons = results[0].get("reasons") or ["no reason recorded"]
             notes.append(f"{label} {first['model']} on {first['task']}, server INVALID at every QPS tried: "
                          + "; ".join(map(str, reasons[:3])))
-            return head + [f.DASH] * 4 + [bound, f.DASH]
+            return head + [f.DASH] * 4 + [bound, f.DASH, f.DASH]
         runs = [r.get("run", {}).get("latency_ms") or {} for r in valid]
         return head + [f.rate(_mid(r.get("target_qps") for r in valid))] + \
-            [f.ms(_mid(run.get(p) for run in runs)) for p in ("p50", "p90", "p99")] + [bound, f.DASH]
+            [f.ms(_mid(run.get(p) for run in runs)) for p in ("p50", "p90", "p99")] + [bound, f.DASH, f.DASH]
     if not valid:
         reasons = results[0].get("reasons") or ["no reason recorded"]
         notes.append(f"{label} {first['model']} on {first['task']}, {scenario} INVALID: "
@@ -61,13 +61,21 @@ def _row(label: str, records: list[dict[str, Any]], scenario: str, notes: list[s
     shown = valid or results
     latencies = [r.get("latency_ms") or {} for r in shown]
     if scenario == "offline":
-        ratio = _mid((c.get("offline") or {}).get("ratio") for c in consistency)
-        return head + [f.rate(_mid(r.get("qps") for r in shown))] + [f.DASH] * 4 + [f.ratio(ratio)]
+        checks = [c.get("offline") or {} for c in consistency]
+        return head + [f.rate(_mid(r.get("qps") for r in shown))] + [f.DASH] * 4 + \
+            [f.ratio(_mid(c.get("ratio") for c in checks)), _judged(checks, "predict_ratio_total")]
     qps = f.rate(_mid(r.get("qps") for r in shown)) if scenario == "single-stream" else f.DASH
-    ratio = _mid((c.get("single_stream") or {}).get("ratio_p50") for c in consistency) \
-        if scenario == "single-stream" else None
+    checks = [c.get("single_stream") or {} for c in consistency] if scenario == "single-stream" else []
     return head + [qps] + [f.ms(_mid(lat.get(p) for lat in latencies)) for p in ("p50", "p90", "p99")] + \
-        [f.DASH, f.ratio(ratio)]
+        [f.DASH, f.ratio(_mid(c.get("ratio_p50") for c in checks)), _judged(checks, "predict_ratio_p50")]
+
+
+def _judged(checks: list[dict[str, Any]], key: str) -> str:
+    """The consistency ratio dlbench judges (the framework's own share), ``!`` where a repeat's check failed."""
+    if not checks:
+        return f.DASH
+    shown = f.ratio(_mid(c.get(key) for c in checks))
+    return shown + (" !" if any(c.get("agree") is False for c in checks) else "")
 
 
 def scenario_table(records: Iterable[dict[str, Any]]) -> Optional[tuple[Table, list[str]]]:
@@ -103,11 +111,22 @@ def scenario_table(records: Iterable[dict[str, Any]]) -> Optional[tuple[Table, l
               f"(highest VALID target QPS of a bounded search).")
     notes.insert(0, header)
     notes.insert(1, "QPS: SingleStream queries/s, Server target QPS, Offline samples/s; p50/p90/p99: latency per "
-                    "query; vs own: LoadGen over dlbench's own timing of the same session (SingleStream p50, "
-                    "Offline samples/s; Offline through LoadGen also pays for staging and LoadGen's bookkeeping).")
+                    "query; vs own: LoadGen's number over dlbench's own timing of the same session (SingleStream "
+                    "p50, Offline samples/s), which also pays for LoadGen's path (20-35 µs a query here), Offline's "
+                    "staging and its bookkeeping; predict vs own: the same for the framework's predict alone, timed "
+                    "inside the SUT, the consistency check (! where it differs beyond "
+                    f"{_tolerance(details)}).")
     if any(settings.get("min_duration_ms") != (d.get("settings") or {}).get("min_duration_ms") for d in details):
         notes.append("the records were measured under different LoadGen settings (profiles); compare with care")
     return table, notes
+
+
+def _tolerance(details: list[dict[str, Any]]) -> str:
+    check = next((d.get("consistency") for d in details if d.get("consistency")), {}) or {}
+    words = [f"{100 * check['tolerance']:g}%"] if check.get("tolerance") else []
+    if check.get("latency_slack_ms"):
+        words.append(f"{1000 * check['latency_slack_ms']:g} µs")
+    return " or ".join(words) or "the recorded tolerance"
 
 
 def scenario_section(records: Iterable[dict[str, Any]], fmt: str = "github") -> str:
