@@ -147,3 +147,42 @@ def test_allocator_settings_yield_to_the_environment(monkeypatch):
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
     monkeypatch.setenv("DLBENCH_MALLOC", "glibc-default")
     assert not set(ALLOCATOR_ENV) & set(worker_environment(1, verbose=False))
+
+
+def test_short_blocks_are_merged_into_blocks_of_the_profile_length():
+    from dlbench.timing import merge_short_blocks
+
+    assert merge_short_blocks([0.05, 0.05, 0.05, 0.05, 0.05], 0.1) == [(2, 0.1), (3, 0.15000000000000002)]
+    assert merge_short_blocks([0.2, 0.3], 0.1) == [(1, 0.2), (1, 0.3)]  # long enough: kept as timed
+    assert merge_short_blocks([0.02, 0.03], 0.1) == [(2, 0.05)]  # never reaching the length: one block
+    assert merge_short_blocks([], 0.1) == []
+
+
+def test_a_budget_too_small_for_long_blocks_times_short_ones_and_records_them_merged():
+    from dataclasses import replace
+
+    from dlbench.profiles import get_profile
+    from dlbench.timing import measure_training, merge_short_blocks
+
+    class Sleeper:  # 1 ms a step; calls the block hook every hook.steps steps, as the contract asks
+        def train(self, steps, hook=None):
+            for index in range(steps):
+                time.sleep(0.001)
+                if hook is not None and (index + 1) % hook.steps == 0:
+                    hook()
+
+        def sync(self):
+            pass
+
+        def evaluate(self, x, y):
+            return 0.0, 0.5
+
+    profile = replace(get_profile("smoke"), min_block_s=0.02, min_blocks=6, tta_evaluations=0)
+    data = type("Data", (), {"x_val": None, "y_val": None})()
+    result = measure_training(Sleeper(), data, 8, 40, profile, target=None)
+    assert result.raw_block_steps < result.block_steps  # the budget forced short blocks, grouped afterwards
+    raw_seconds = [result.raw_block_steps * 8 / rate for rate in result.raw_rates]
+    assert len(result.raw_rates) > len(result.rates) >= 1 and max(raw_seconds) < profile.min_block_s
+    groups = merge_short_blocks(raw_seconds, profile.min_block_s)
+    assert all(seconds >= profile.min_block_s for _, seconds in groups)  # no timed step dropped, none short
+    assert result.rates == pytest.approx([count * result.raw_block_steps * 8 / s for count, s in groups])

@@ -61,12 +61,38 @@ class _BlockClock:
 @dataclass
 class TrainingResult:
     first_step_s: float
-    block_steps: int
-    rates: list[float]  # samples/s of the timed blocks after the warm-up
+    block_steps: int  # steps of a (merged) block of ``rates``
+    rates: list[float]  # samples/s of the timed blocks after the warm-up, short ones merged (merge_short_blocks)
     steps: int
     tta_s: Optional[float]
     val_accuracy: float
     end_s: float  # wall time of the whole training, from the first step
+    raw_block_steps: int = 0  # steps of a block as timed; differs from block_steps when blocks were merged
+    raw_rates: list[float] = field(default_factory=list)  # samples/s of every timed block, as timed
+
+
+def merge_short_blocks(durations: list[float], min_block_s: float) -> list[tuple[int, float]]:
+    """(blocks, seconds) of consecutive timed blocks grouped until each group lasts ``min_block_s``.
+
+    A training budget too small for ``min_blocks`` blocks of ``min_block_s`` (fast models in the quick
+    profile: 20-30 ms blocks) gives blocks whose spread is the scheduler's and the hook's, not the
+    framework's; grouping equal-step neighbours gives blocks as long as every other block of the case
+    without dropping a timed step. A short remainder joins the last group; blocks already long enough stay.
+    """
+    groups: list[tuple[int, float]] = []
+    count, seconds = 0, 0.0
+    for duration in durations:
+        count, seconds = count + 1, seconds + duration
+        if seconds >= min_block_s:
+            groups.append((count, seconds))
+            count, seconds = 0, 0.0
+    if count:
+        if groups:
+            last_count, last_seconds = groups.pop()
+            groups.append((last_count + count, last_seconds + seconds))
+        else:
+            groups.append((count, seconds))
+    return groups
 
 
 def _calibrate(session: Session, budget: int, min_block_s: float) -> tuple[float, int]:
@@ -118,9 +144,13 @@ def measure_training(session: Session, data: TaskData, batch_size: int, steps: i
     reached = None
     if target is not None:
         reached = next((t - start for t, acc in validations if acc >= target), None)
-    timed = hook.durations[1:]  # the first block of a call is a warm-up
-    rates = [block_steps * batch_size / seconds for seconds in timed if seconds > 0]
-    return TrainingResult(first_step_s, block_steps, rates, steps, reached, val_accuracy, end - start)
+    timed = [seconds for seconds in hook.durations[1:] if seconds > 0]  # the first block of a call is a warm-up
+    raw_rates = [block_steps * batch_size / seconds for seconds in timed]
+    groups = merge_short_blocks(timed, profile.min_block_s)
+    rates = [count * block_steps * batch_size / seconds for count, seconds in groups]
+    merged_steps = block_steps * (groups[0][0] if groups else 1)
+    return TrainingResult(first_step_s, merged_steps, rates, steps, reached, val_accuracy, end - start,
+                          raw_block_steps=block_steps, raw_rates=raw_rates)
 
 
 def top_up_training(session: Session, result: TrainingResult, batch_size: int, profile: Profile,
@@ -133,7 +163,7 @@ def top_up_training(session: Session, result: TrainingResult, batch_size: int, p
     spends one untimed warm-up block, so the blocks come in chunks (at least 3, about half the blocks
     held so far), each cut to what is left of the cap.
     """
-    have_s = sum(result.block_steps * batch_size / rate for rate in result.rates)
+    have_s = sum(result.raw_block_steps * batch_size / rate for rate in result.raw_rates)
     extra = 0
     while want_more(result.rates, have_s, profile.min_timed_s, profile.max_timed_s, profile):
         step_s = batch_size / statistics.median(result.rates) if result.rates else result.first_step_s
@@ -149,6 +179,7 @@ def top_up_training(session: Session, result: TrainingResult, batch_size: int, p
         session.train((blocks + 1) * block_steps, hook)
         timed = [seconds for seconds in hook.durations[1:] if seconds > 0]
         result.rates.extend(block_steps * batch_size / seconds for seconds in timed)
+        result.raw_rates.extend(block_steps * batch_size / seconds for seconds in timed)
         have_s += sum(timed)
         extra += (blocks + 1) * block_steps
         if not timed:  # a session that does not call the hook: no more blocks will come of asking again

@@ -112,14 +112,15 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
     metrics = {
         "train_blocks": training.rates, "infer_blocks": offline.block_samples_per_s,
         "train_steps": training.steps, "block_steps": training.block_steps, "timing_extra_steps": extra_steps,
+        "train_blocks_raw": training.raw_rates, "raw_block_steps": training.raw_block_steps,
         "first_step_s": training.first_step_s,
         "infer_batch_size": infer_bs, "infer_first_call_s": offline.first_call_s,
         "latency_ms": latency,
         "accuracy": accuracy, "loss": loss, "val_accuracy": training.val_accuracy,
         "target_accuracy": target, "time_to_accuracy_s": training.tta_s, "train_wall_s": training.end_s,
     }
-    metrics.update(device.metrics(_median(training.rates), _median(offline.block_samples_per_s), training.rates,
-                                  offline.block_samples_per_s))
+    metrics.update(device.metrics(_median(training.rates), _median(offline.block_samples_per_s), training.raw_rates,
+                                  offline.block_samples_per_s))  # the device timer saw the blocks as timed
     observed = meter.summary(case["threads"])
     if observed:
         metrics.update(threads_observed=observed, busy_threads=observed["busy"],
