@@ -51,7 +51,10 @@ def run_plain(model: str, steps: int, threads: int) -> dict[str, float]:
     from dlbench.env import allocator_env
 
     env = {**os.environ, **allocator_env(dict(os.environ))}  # the allocator settings dlbench's workers get
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    from dlbench.machine import pinning
+
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          preexec_fn=pinning(threads))  # on the cores dlbench pins its worker to
     if proc.returncode != 0:
         raise RunFailed(f"plain_keras.py {model} failed: {proc.stderr[-500:]}")
     line = json.loads(proc.stdout.strip().splitlines()[-1])

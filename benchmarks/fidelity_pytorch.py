@@ -73,7 +73,10 @@ def run_plain(model: str, task: str, steps: int, threads: int, device: str = "cp
     command = [sys.executable, str(PLAIN), model, "--steps", str(steps), "--threads", str(threads),
                "--batch-size", str(BATCH), "--infer-batch-size", str(BATCH), "--task", task,
                "--device", "cuda" if device == "gpu" else "cpu"]
-    process = subprocess.run(command, capture_output=True, text=True, env=thread_env(threads))
+    from dlbench.machine import pinning
+
+    process = subprocess.run(command, capture_output=True, text=True, env=thread_env(threads),
+                             preexec_fn=pinning(threads))  # on the cores dlbench pins its worker to
     if process.returncode != 0:
         raise RunFailed(f"plain_pytorch.py failed for {model}: {process.stderr[-2000:]}")
     result = json.loads(process.stdout.strip().splitlines()[-1])

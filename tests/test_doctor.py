@@ -41,12 +41,23 @@ def test_advice_names_what_to_change():
              "peak_now": {"gemm_gflops": 100.0}, "peak_one_thread": {"gemm_gflops": 90.0}}
     tips = "\n".join(advice(facts))
     for expected in ("CPU steal 14%", "make (pid 42, 1.4 cores)", "--threads 2", "governor 'powersave'",
-                     "pyperf system tune", "turbo/boost is on", "hardly faster than with one", "load average 5.0"):
+                     "pyperf system tune", "turbo/boost is on", "hardly faster than with one", "load average 5.0",
+                     "uses every core", "--threads 3, the default"):
         assert expected in tips
-    quiet = {"cores": 2, "threads": 2, "now": {"steal": 0.0, "others_cores": 0.1, "load_during": [0.2, 0, 0]},
+    quiet = {"cores": 2, "threads": 1, "now": {"steal": 0.0, "others_cores": 0.1, "load_during": [0.2, 0, 0]},
              "settings": {"cgroup_cpus": None, "governor": None, "turbo": None},
              "peak_now": {"gemm_gflops": 100.0}, "peak_one_thread": {"gemm_gflops": 60.0}}
     assert advice(quiet) == []
+    assert [tip for tip in advice({**quiet, "threads": 2}) if "uses every core" in tip]
+
+
+def test_the_default_budget_leaves_one_core_to_the_harness():
+    from dlbench.cli import build_parser
+    from dlbench.machine import default_threads
+
+    assert [default_threads(n) for n in (1, 2, 4, 64)] == [1, 1, 3, 63]
+    args = build_parser().parse_args(["run", "--all"])
+    assert args.threads == default_threads()
 
 
 def test_doctor_sees_a_busy_machine_measures_the_peak_and_caches_it(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -114,7 +115,8 @@ def test_estimator_is_recorded_and_the_raw_blocks_kept(fake_run):
 
 def test_cpu_burned_beside_a_case_is_measured_and_flagged(fake_run):
     with burners(2) as pids:
-        process, records = fake_run("-m", "mlp", "-t", "synthetic_images", "--variant", "spin", "--steps", "300")
+        process, records = fake_run("-m", "mlp", "-t", "synthetic_images", "--variant", "spin", "--steps", "300",
+                                    "--threads", str(os.cpu_count()))  # every core: no spare core for the burners
     assert process.returncode == 0, process.stderr
     metrics = records[0]["metrics"]
     state = metrics["machine_state"]
@@ -186,3 +188,22 @@ def test_a_budget_too_small_for_long_blocks_times_short_ones_and_records_them_me
     groups = merge_short_blocks(raw_seconds, profile.min_block_s)
     assert all(seconds >= profile.min_block_s for _, seconds in groups)  # no timed step dropped, none short
     assert result.rates == pytest.approx([count * result.raw_block_steps * 8 / s for count, s in groups])
+
+
+def test_a_local_worker_is_pinned_to_the_last_cores_of_its_budget(fake_run):
+    from dlbench.machine import worker_cpus
+
+    allowed = sorted(os.sched_getaffinity(0))
+    process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30", "--threads", "1")
+    assert process.returncode == 0, process.stderr
+    pinned = records[0]["metrics"]["machine_state"]["affinity"]
+    assert pinned == (allowed[-1:] if len(allowed) > 1 else allowed)  # CPU 0 and the rest left to the harness
+    assert worker_cpus(len(allowed)) is None  # a budget of every core: nothing to pin
+    assert worker_cpus(1, {"DLBENCH_AFFINITY": "off"}) is None
+
+
+def test_affinity_off_leaves_the_worker_free(fake_run):
+    process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30", "--threads", "1",
+                                DLBENCH_AFFINITY="off")
+    assert process.returncode == 0, process.stderr
+    assert records[0]["metrics"]["machine_state"]["affinity"] == sorted(os.sched_getaffinity(0))

@@ -69,6 +69,8 @@ def build_parser() -> Parser:
 
 
 def _add_run(commands: Any) -> None:
+    from dlbench.machine import default_threads
+
     cores = os.cpu_count() or 1
     run = commands.add_parser("run", help="benchmark frameworks x models x tasks x devices",
                               description="Run benchmark cases, each in a fresh process; print a comparison table.")
@@ -86,8 +88,9 @@ def _add_run(commands: Any) -> None:
     how = run.add_argument_group("how to measure")
     how.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"],
                      help="budget: smoke (seconds), quick (default, ~10 min for --all), full (tutorial epochs)")
-    how.add_argument("--threads", type=int_in("--threads", 1, cores), default=cores,
-                     help=f"thread budget given to every framework (default: all {cores} cores)")
+    how.add_argument("--threads", type=int_in("--threads", 1, cores), default=default_threads(cores),
+                     help=f"thread budget given to every framework (default {default_threads(cores)}: every core "
+                          f"but one, left to the harness and the OS; {cores} to use all)")
     how.add_argument("--repeat", type=int_in("--repeat", 1, 1000), default=1,
                      help="run each case N times in fresh processes, interleaved A B B A")
     how.add_argument("--steps", type=int_in("--steps", 2, 10_000_000), help="training steps (overrides the profile)")

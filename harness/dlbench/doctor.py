@@ -26,8 +26,9 @@ def add_command(subparsers: Any) -> None:
                                    description="Sample steal time, other processes' load and the load average; read "
                                                "the cgroup CPU quota, governor and turbo; measure the float32 GEMM "
                                                "peak and memory bandwidth with the thread budget; say what to change.")
-    doctor.add_argument("--threads", type=_threads(cores), default=cores,
-                        help=f"thread budget for the peak measurement (default: all {cores} cores, as `run`)")
+    doctor.add_argument("--threads", type=_threads(cores), default=machine.default_threads(cores),
+                        help=f"thread budget for the peak measurement (default {machine.default_threads(cores)}, "
+                             "as `run`: every core but one)")
     doctor.add_argument("--seconds", type=_seconds, default=SAMPLE_S,
                         help=f"how long to watch the machine (default {SAMPLE_S:g})")
     doctor.add_argument("--json", action="store_true", help="print the facts as JSON instead of text")
@@ -90,6 +91,10 @@ def advice(facts: dict[str, Any]) -> list[str]:
     if quota is not None and quota < threads:
         tips.append(f"the cgroup allows {quota:g} CPUs but the budget is {threads} threads: the kernel will "
                     f"throttle the workers in bursts; run with --threads {max(1, int(quota))}")
+    if cores > 1 and threads >= cores:
+        tips.append(f"the budget of {threads} threads uses every core: one framework thread then shares a core with "
+                    f"the harness and the OS, and the pool waits for it (between-run spread 2-4x larger on a 2-core "
+                    f"VM, docs/noise.md); run with --threads {cores - 1}, the default")
     governor = settings.get("governor")
     if governor and governor != "performance":
         tips.append(f"CPU frequency governor '{governor}': the clock changes under load. Set 'performance' "

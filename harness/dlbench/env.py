@@ -65,7 +65,8 @@ def worker_environment(threads: int, verbose: bool) -> dict[str, str]:
 # thresholds put every worker of every framework in the second regime from its first step (docs/noise.md).
 # 1 GiB, not glibc's 32 MiB ceiling: PyTorch's eager CNN inference at batch 1024 frees 88-151 MB activations
 # each call, which a 32 MiB threshold still maps and unmaps (54,000 faults a call, 8.7k samples/s against
-# 29.5k kept on the heap); TensorFlow and XLA cache their buffers and do not notice. It is what the
+# 29.5k kept on the heap); XLA's CNN training step allocates its temporaries as one such buffer (JAX cnn
+# trained at 2.3k samples/s, 4.9k with 1 GiB); TensorFlow keeps its own buffers. It is what the
 # caching allocators PyTorch's CPU tuning guide recommends (jemalloc, tcmalloc) do for large blocks.
 # A value already in the environment wins; DLBENCH_MALLOC=glibc-default leaves glibc's adaptive behaviour.
 ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30)}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from dlbench.executors import machines
 from dlbench.executors.base import Announce, Finished, Job, attempt_log, now_iso
+from dlbench.machine import pinning
 
 if TYPE_CHECKING:
     from dlbench.rundir import RunDir
@@ -27,7 +28,8 @@ class LocalExecutor:
             announce(job, "")
             started_at, started = now_iso(), time.monotonic()
             log_path = attempt_log(run_dir, job)
-            outcome = run_worker(job.case, self.options, timeout, log_path)  # KeyboardInterrupt kills the worker
+            outcome = run_worker(job.case, self.options, timeout, log_path,  # KeyboardInterrupt kills the worker
+                                 preexec_fn=pinning(self.options.threads))
             if isinstance(outcome.get("data"), dict):
                 outcome["data"]["origin"] = "local"
             executor = {"name": self.name, "packed": False, "num_cpus": self.options.threads,
@@ -36,3 +38,4 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
+
