@@ -208,7 +208,7 @@ def default_threads(cores: Optional[int] = None) -> int:
     OS and whatever else runs, and its pool waits for that thread at every barrier. On the 2-core VM, A/A
     runs (A B B A) at 1 thread spread 1.4-1.6% between runs against 2.4-6.0% at 2, and 87% of the quick
     matrix's cases had a training IQR under 5% against 70%; PyTorch mlp64 at 2 threads switched between
-    210k and 277k samples/s for seconds at a time (docs/noise.md, section 5).
+    210k and 277k samples/s for seconds at a time (docs/noise.md, section 6).
     """
     cores = cores or os.cpu_count() or 1
     return max(1, cores - 1)
@@ -221,7 +221,7 @@ def worker_cpus(threads: int, environ: Optional[dict[str, str]] = None) -> Optio
 
     Pinned, the framework's pool stays on the same cores for the whole case, away from the core left to the
     harness and the OS: A/A runs at 1 thread on the 2-core VM had a training IQR above 5% in 4% of records
-    pinned against 17-25% unpinned (docs/noise.md, section 6). Only the local executor pins: a Ray node
+    pinned against 8-25% unpinned (docs/noise.md, section 6). Only the local executor pins: a Ray node
     runs several cases at once and leaves placement to its scheduler.
     """
     environ = os.environ if environ is None else environ
