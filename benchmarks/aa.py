@@ -2,6 +2,7 @@
 
     python benchmarks/aa.py [--frameworks pytorch,keras] [--models mlp,cnn] [--task fashion_mnist]
                             [--repeat 3] [--profile quick] [--threshold 5%] [--env OMP_WAIT_POLICY=passive]
+                            [--max-timing S]
                             [--out DIR] [--json aa-history.jsonl]
 
 Nothing changed between the two runs, so every "faster"/"slower" verdict of `compare` is a false alarm:
@@ -48,6 +49,8 @@ def run(out: Path, args: argparse.Namespace, env: dict[str, str]) -> float:
         command += ["-m", name.strip()]
     if args.threads:
         command += ["--threads", str(args.threads)]
+    if args.max_timing:
+        command += ["--max-timing", str(args.max_timing)]
     started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if not (out / "results.jsonl").exists():
@@ -125,7 +128,9 @@ def main() -> int:
     parser.add_argument("--task", default="fashion_mnist")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", default="quick")
-    parser.add_argument("--threads", type=int, default=0, help="default: dlbench's (all cores)")
+    parser.add_argument("--threads", type=int, default=0, help="default: dlbench's (every core but one)")
+    parser.add_argument("--max-timing", type=float, metavar="S",
+                        help="dlbench's --max-timing for both runs; with a larger --repeat: more, shorter repeats")
     parser.add_argument("--threshold", default="5%")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="set in both runs' environment (repeatable), e.g. OMP_WAIT_POLICY=passive")

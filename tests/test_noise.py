@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -90,15 +91,19 @@ def test_sampler_reads_load_steal_and_switches_of_this_process():
     assert state["involuntary_switches"] >= 0 and state["voluntary_switches"] >= 0
 
 
-def test_adaptive_sampling_stops_at_the_target_on_a_steady_plugin_and_at_the_cap_on_a_jittery_one(fake_run):
-    process, records = fake_run("-m", "mlp", "-t", "synthetic_images", "--variant", "sleep", "--variant", "jittery",
-                                "--steps", "100", "--max-timing", "1.0", "--ci-target", "3%")
+def test_adaptive_sampling_stops_at_the_target_on_a_steady_plugin_and_at_the_cap_on_a_jittery_one(fake_run, tmp_path):
+    common = ("-m", "mlp", "-t", "synthetic_images", "--steps", "100", "--max-timing", "1.0")
+    process, records = fake_run(*common, "--variant", "sleep", "--ci-target", "3%")
     assert process.returncode == 0, process.stderr
-    by_variant = {r["variant"]: r["metrics"] for r in records}
-    steady, jittery = by_variant["sleep"], by_variant["jittery"]
+    steady = records[0]["metrics"]
+    shutil.rmtree(tmp_path / "out")  # fake_run's folder, for the second run
+    # the jittery plugin's blocks spread ~17%: a 1% CI of their median needs thousands, far past the cap
+    process, records = fake_run(*common, "--variant", "jittery", "--ci-target", "1%")
+    assert process.returncode == 0, process.stderr
+    jittery = records[0]["metrics"]
     assert steady["ci_target"] == 0.03 and steady["train_ci_reached"] is True
     assert steady["train_ci_half_rel"] <= 0.03 and steady["phases_s"]["extra_timing"] < 0.5
-    assert jittery["train_ci_reached"] is False and jittery["train_ci_half_rel"] > 0.03
+    assert jittery["train_ci_reached"] is False and jittery["train_ci_half_rel"] > 0.01
     assert 0.5 < jittery["phases_s"]["extra_timing"] < 1.0 + 0.6  # the cap is on timed seconds, 1.0 here
     assert len(jittery["train_blocks"]) > len(steady["train_blocks"])
     assert "± CI target missed in 1 case(s)" in comparison_table(records)

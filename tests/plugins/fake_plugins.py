@@ -23,8 +23,9 @@ STEP_S = 0.002  # every "sleep" step takes this long, so throughput = batch / ST
 VARIANTS = ("sleep", "noop", "async", "slow-first-step", "slow-prepare", "abort", "hang", "raise-train",
             "raise-prepare", "bad-params", "nan-loss", "exit", "segfault", "sigkill", "hang-with-child",
             "jittery", "spin")
-# jittery: a step sleeps STEP_S times a level redrawn from 1..2.5 on about one step in five, so whole blocks
-# run fast or slow and no CI ever gets narrow; spin: a step busy-waits STEP_S (CPU-bound, for load tests)
+# jittery: a step sleeps STEP_S to 3 x STEP_S, drawn for every step, so blocks of a few steps spread ~17% and
+# the median's CI stays near 5% within a 1 s cap (a level held for many steps let the adaptive rule stop early
+# on a lucky steady stretch; a few discrete levels let equal blocks make a zero-width CI); spin: a step busy-waits STEP_S (CPU-bound, for load tests)
 
 
 class FakeSession:
@@ -61,9 +62,7 @@ class FakeSession:
             raise RuntimeError("the fake framework fell over in step 3")
         extra = 0.5 if self.variant == "slow-first-step" and self.steps_run == 0 else 0.0
         if self.variant == "jittery":
-            if random.random() < 0.2:
-                self.level = 1.0 + 1.5 * random.random()
-            extra = STEP_S * (getattr(self, "level", 1.0) - 1.0)
+            extra = 2 * STEP_S * random.random()  # independent, continuous: blocks of a few steps spread ~17%
         if self.variant == "spin":
             until = time.perf_counter() + STEP_S
             while time.perf_counter() < until:
