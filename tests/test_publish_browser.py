@@ -10,7 +10,7 @@ import pytest
 from dlbench.report.publish import publish
 from dlbench.report.publish_samples import make_history
 from test_publish import CASES, _planted, _version, write_runs
-from test_report_browser import CHROMIUM, ProxyTrap, chromium, page_requests, png_size, visit_control_page
+from test_report_browser import CHROMIUM, png_size, render_offline
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed "
                                 "(apt-get install chromium)")
@@ -27,17 +27,8 @@ def test_site_opens_from_disk_with_its_charts_and_no_network_request(tmp_path):
     hostile_page = next((site / "m").glob("*/*script*.html"))
     side_by_side = next((site / "cases").glob("pytorch_eager_cnn_*.html"))
 
-    trap = ProxyTrap()
-    try:
-        doms = {name: chromium(page, tmp_path, trap, tmp_path / f"{name}.png")
-                for name, page in (("index", site / "index.html"), ("case", case), ("hostile", hostile_page),
-                                   ("across", side_by_side), ("changes", site / "changes.html"))}
-        visit_control_page(trap, tmp_path)
-    finally:
-        trap.close()
-    assert "dlbench-control.invalid" in trap.hosts, trap.requests
-    requests = page_requests(trap)
-    assert requests == [], requests
+    doms = render_offline({"index": site / "index.html", "case": case, "hostile": hostile_page,
+                           "across": side_by_side, "changes": site / "changes.html"}, tmp_path)
     keep = os.environ.get("DLBENCH_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(tmp_path / "case.png", keep)

@@ -99,6 +99,15 @@ def _lines(out: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def _ray_driver(cluster, out: Path, models: tuple[str, ...], steps: int) -> subprocess.Popen:
+    """`dlbench run` of the fake plugin on the cluster, one case per model, as a background process."""
+    command = [sys.executable, "-m", "dlbench.cli", "run", "-f", "fake", "--profile", "smoke", "--threads", "1",
+               "--out", str(out), "--executor", "ray", "--ray-address", cluster.address, "--steps", str(steps),
+               "-t", "synthetic_images", *[a for m in models for a in ("-m", m)]]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dlbench_env("fake_plugins", **cluster.client_env))
+
+
 # -- the proofs ---------------------------------------------------------------------------------------------
 
 def test_smoke_matrix_matches_the_local_executor_case_for_case(cluster, tmp_path):
@@ -175,11 +184,7 @@ def test_killing_a_node_mid_run_loses_no_finished_record(cluster, tmp_path):
                               env={"DLBENCH_TEST_NODE": "victim"})
     out = tmp_path / "out"
     models = ("softmax", "mlp", "mlp64", "cnn", "cnn_dropout", "cnn3")
-    command = [sys.executable, "-m", "dlbench.cli", "run", "-f", "fake", "--profile", "smoke", "--threads", "1",
-               "--out", str(out), "--executor", "ray", "--ray-address", cluster.address, "--steps", "600",
-               "-t", "synthetic_images", *[a for m in models for a in ("-m", m)]]
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=dlbench_env("fake_plugins", **cluster.client_env))
+    driver = _ray_driver(cluster, out, models, 600)
     try:
         _wait_for(lambda: _lines(out) and _workers(b"DLBENCH_TEST_NODE=victim") and _workers(MARK), 90,
                   "a finished record while the victim node runs a case")
@@ -205,11 +210,7 @@ def test_killing_a_node_mid_run_loses_no_finished_record(cluster, tmp_path):
 def test_sigint_cancels_outstanding_tasks_and_resume_finishes_the_run(cluster, tmp_path):
     out = tmp_path / "out"
     models = ("softmax", "mlp", "mlp64", "cnn", "cnn_dropout")
-    command = [sys.executable, "-m", "dlbench.cli", "run", "-f", "fake", "--profile", "smoke", "--threads", "1",
-               "--out", str(out), "--executor", "ray", "--ray-address", cluster.address, "--steps", "700",
-               "-t", "synthetic_images", *[a for m in models for a in ("-m", m)]]
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=dlbench_env("fake_plugins", **cluster.client_env))
+    driver = _ray_driver(cluster, out, models, 700)
     try:
         _wait_for(lambda: _lines(out) and _workers(MARK), 90, "a finished record and a running case")
         running = _workers(MARK)

@@ -103,6 +103,21 @@ def page_requests(trap: ProxyTrap) -> list[str]:
     return [r for r in trap.requests if r and "dlbench-control.invalid" not in r
             and not any(host in r for host in BROWSER_SERVICES)]
 
+
+def render_offline(pages: dict[str, Path], tmp_path: Path) -> dict[str, str]:
+    """Each page's DOM after Chromium rendered it (screenshots in ``tmp_path/<name>.png``) behind the trap,
+    with the control page proving the trap was live and no page under test requesting anything."""
+    trap = ProxyTrap()
+    try:
+        doms = {name: chromium(page, tmp_path, trap, tmp_path / f"{name}.png") for name, page in pages.items()}
+        visit_control_page(trap, tmp_path)
+    finally:
+        trap.close()
+    assert "dlbench-control.invalid" in trap.hosts, trap.requests
+    requests = page_requests(trap)
+    assert requests == [], requests
+    return doms
+
 def test_report_renders_from_disk_with_tables_and_charts_and_no_network(tmp_path):
     cases = [dict(framework=fw, variant=v, model=m, task=t, train=tr * k, infer=tr * 6 * k, latency_ms=l / k,
                   tta_s=40 / k, noise=n)
@@ -115,16 +130,8 @@ def test_report_renders_from_disk_with_tables_and_charts_and_no_network(tmp_path
     out = write_report(records, tmp_path / "report", sources=["results.jsonl"])
     page = out / "index.html"
 
-    trap = ProxyTrap()
-    try:
-        screenshot = tmp_path / "report.png"
-        dom = chromium(page, tmp_path, trap, screenshot)
-        visit_control_page(trap, tmp_path)
-    finally:
-        trap.close()
-    assert "dlbench-control.invalid" in trap.hosts, trap.requests
-    requests = page_requests(trap)
-    assert requests == [], requests
+    dom = render_offline({"report": page}, tmp_path)["report"]
+    screenshot = tmp_path / "report.png"
 
     width, height = png_size(screenshot)
     assert (width, height) == (1440, 2200)
