@@ -92,7 +92,7 @@ def spread_between_runs(a: dict[str, list], b: dict[str, list]) -> dict[str, dic
 def estimator_agreement(a: dict[str, list], b: dict[str, list]) -> dict[str, dict[str, float]]:
     """estimator -> {"process_sd": median over cases of the SD of log values over all processes,
     "between_runs": median over cases of |B/A - 1|}, training throughput recomputed from raw blocks."""
-    from dlbench.stats import ESTIMATORS, estimate
+    from dlbench.stats.estimators import ESTIMATORS, estimate
 
     table: dict[str, dict[str, float]] = {}
     for name in ESTIMATORS:

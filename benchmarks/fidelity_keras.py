@@ -58,7 +58,7 @@ def run_plain(model: str, steps: int, threads: int) -> dict[str, float]:
     if proc.returncode != 0:
         raise RunFailed(f"plain_keras.py {model} failed: {proc.stderr[-500:]}")
     line = json.loads(proc.stdout.strip().splitlines()[-1])
-    from dlbench.stats import DEFAULT_ESTIMATOR, estimate
+    from dlbench.stats.estimators import DEFAULT_ESTIMATOR, estimate
 
     return {"train": line["train_samples_per_s"], "infer": line["infer_samples_per_s"],
             "train_blocks": line["train_samples_per_s_block_median"],

@@ -80,7 +80,7 @@ def run_plain(model: str, task: str, steps: int, threads: int, device: str = "cp
     if process.returncode != 0:
         raise RunFailed(f"plain_pytorch.py failed for {model}: {process.stderr[-2000:]}")
     result = json.loads(process.stdout.strip().splitlines()[-1])
-    from dlbench.stats import DEFAULT_ESTIMATOR, estimate
+    from dlbench.stats.estimators import DEFAULT_ESTIMATOR, estimate
 
     same = {"train_same": estimate(result["train_blocks"], DEFAULT_ESTIMATOR)}  # dlbench's estimator, plain's blocks
     if result.get("infer_blocks"):

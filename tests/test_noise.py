@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pytest
 
 from dlbench.machine import TOP_PROCESSES, Sampler, busy_processes, flags, parse_proc_stat
-from dlbench.stats import ESTIMATORS, ci_half_width, estimate, estimate_ci, median_ci, quantile_ci
+from dlbench.stats.estimators import ESTIMATORS, ci_half_width, estimate, estimate_ci, median_ci, quantile_ci
 from dlbench.report.table import comparison_table
 
 

@@ -17,7 +17,7 @@ from dlbench.report.history import collect
 from dlbench.report.publish import STATE, publish
 from dlbench.report.publish_samples import make_history, make_run
 from dlbench.report.samples import make_record
-from dlbench.report.steps import detect_steps
+from dlbench.stats.changepoints import detect_steps
 from test_hostile_inputs import records as hostile_records
 
 CASES = [dict(framework="pytorch", variant="eager", model="cnn", task="digits", train=2500.0, infer=9000.0,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlbench.stats import median, median_ci, percentile, summarise
+from dlbench.stats.estimators import median, median_ci, percentile, summarise
 
 
 def test_percentiles_interpolate_between_order_statistics():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from dlbench.stats import DEFAULT_ESTIMATOR, NOISY_IQR_RATIO, ci_half_width, estimate, estimate_ci, summarise
+from dlbench.stats.estimators import DEFAULT_ESTIMATOR, NOISY_IQR_RATIO, ci_half_width, estimate, estimate_ci, summarise
 
 TRAINING_FLOPS_FACTOR = 3  # forward + backward counted as three forward passes
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from dlbench.errors import UnknownName
-from dlbench.stats import DEFAULT_ESTIMATOR
+from dlbench.stats.estimators import DEFAULT_ESTIMATOR
 from dlbench.zoo import ModelSpec
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 def add_arguments(group: Any) -> None:
     from dlbench.cli import float_in
-    from dlbench.stats import ESTIMATORS
+    from dlbench.stats.estimators import ESTIMATORS
 
     group.add_argument("--estimator", choices=ESTIMATORS,
                        help="summary of the timed blocks (default from the profile; docs/noise.md says why)")

@@ -20,7 +20,7 @@ import numpy as np
 
 from dlbench.contract import Session, TaskData
 from dlbench.profiles import Profile, blocks_plan
-from dlbench.stats import ci_half_width, percentile
+from dlbench.stats.estimators import ci_half_width, percentile
 
 clock = time.perf_counter
 

@@ -59,7 +59,7 @@ class SutTimes:
                                "queries": self.queries, "samples": self.samples}
         if self.single_predict_s:
             kept = np.frombuffer(self.single_predict_s, dtype=np.float64) * 1000
-            p50, p90, p99 = np.percentile(kept, [50, 90, 99])  # linear, as dlbench.stats.percentile
+            p50, p90, p99 = np.percentile(kept, [50, 90, 99])  # linear, as dlbench.stats.estimators.percentile
             out["single_predict_ms"] = {"p50": float(p50), "p90": float(p90), "p99": float(p99), "count": len(kept)}
         return out
 

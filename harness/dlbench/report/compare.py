@@ -15,8 +15,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 from dlbench.report import _format as f
 from dlbench.report.table import group_cases, metric_blocks, metric_value, record_ci
-from dlbench.report.decide import Decision, decide, settle
-from dlbench.stats import median, median_ci
+from dlbench.stats.decide import Decision, decide, settle
+from dlbench.stats.estimators import median, median_ci
 
 # metric -> True when higher is better
 METRICS: dict[str, bool] = {

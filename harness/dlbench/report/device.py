@@ -12,7 +12,7 @@ from typing import Any, Iterable, Optional
 from dlbench.report import _format as f
 from dlbench.report.sections import Table
 from dlbench.report.table import group_cases
-from dlbench.stats import median
+from dlbench.stats.estimators import median
 
 NOT_MEASURED = "not measured"
 HEADERS = ["case", "train/s", "infer/s", "p50 ms", "p99 ms", "train peak MiB", "infer peak MiB", "J/1k train",

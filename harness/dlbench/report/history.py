@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional
 
 from dlbench.report import _format as f
 from dlbench.report.privacy import Scrubber, home_users, local_identity
-from dlbench.report.steps import detect_steps, noise_sigma
+from dlbench.stats.changepoints import detect_steps, noise_sigma
 from dlbench.results import CASE_KEYS, case_id
 
 # metric -> (title, higher is better): the series the step detector watches

@@ -22,7 +22,7 @@ from dlbench.report.history import SHOWN, TRACKED, Change, Collection, History, 
 from dlbench.report.linechart import MAX_DOTS, Marker, Series, line_chart
 from dlbench.report.plots import PALETTE
 from dlbench.report.site import CSS, PAGE_META, esc
-from dlbench.stats import median, median_ci
+from dlbench.stats.estimators import median, median_ci
 
 _SPECIAL = re.compile("[&<>\"']")
 EXTRA_CSS = """

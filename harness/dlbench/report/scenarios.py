@@ -11,7 +11,7 @@ from typing import Any, Iterable, Optional, Sequence
 from dlbench.report import _format as f
 from dlbench.report.sections import Table
 from dlbench.report.table import group_cases
-from dlbench.stats import median
+from dlbench.stats.estimators import median
 
 HEADERS = ["task", "model", "framework", "scenario", "result", "QPS", "p50 ms", "p90 ms", "p99 ms", "bound ms",
            "vs own", "predict vs own"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 from dlbench.report import _format as f
 from dlbench.results import CASE_KEYS, case_id
 from dlbench.report.trust import TRUST_COLUMNS, legend, peak_cell, trust_columns
-from dlbench.stats import NOISY_IQR_RATIO, median, median_ci, percentile
+from dlbench.stats.estimators import NOISY_IQR_RATIO, median, median_ci, percentile
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,7 +14,7 @@ import re
 from typing import Any, Optional
 
 from dlbench.report import _format as f
-from dlbench.stats import median
+from dlbench.stats.estimators import median
 
 TRUST_COLUMNS = ("disturbed", "ci_unreached", "train_ci_half_rel", "train_peak_pct")
 _REASON = re.compile(r"^(?P<kind>[a-z]+) (?P<value>[0-9.]+)(?P<unit>.*)$")

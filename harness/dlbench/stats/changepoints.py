@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from dlbench.stats import median, median_ci
+from dlbench.stats.estimators import median, median_ci
 
 # on 1,000 generated A/A histories (8-60 runs, noise 1-5%, threshold 5%) a factor of 3 called 0.7% of them
 # changed, 5 calls 0.3%, and finds a planted 15% step at its exact run about as often (92% against 93%)
