@@ -1,4 +1,4 @@
-"""Does fixing glibc's malloc thresholds (dlbench.env.ALLOCATOR_ENV) make CPU training cheaper and steadier?
+"""Does fixing glibc's malloc thresholds (dlbench.machine.environment.ALLOCATOR_ENV) make CPU training cheaper and steadier?
 
     python benchmarks/allocator.py [--models cnn,mlp] [--pairs 3] [--steps 40] [--threads 2]
 
@@ -47,7 +47,7 @@ print(json.dumps({"faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt 
 
 
 def probe(model: str, fixed: bool, threads: int, steps: int) -> dict[str, float]:
-    from dlbench.env import ALLOCATOR_ENV
+    from dlbench.machine.environment import ALLOCATOR_ENV
 
     env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
     env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})

@@ -48,10 +48,10 @@ def run_dlbench(model: str, steps: int, threads: int) -> dict[str, float]:
 def run_plain(model: str, steps: int, threads: int) -> dict[str, float]:
     cmd = [sys.executable, str(HERE / "plain_keras.py"), model, "--steps", str(steps), "--threads", str(threads),
            "--batch-size", str(BATCH)]
-    from dlbench.env import allocator_env
+    from dlbench.machine.environment import allocator_env
 
     env = {**os.environ, **allocator_env(dict(os.environ))}  # the allocator settings dlbench's workers get
-    from dlbench.machine import pinning
+    from dlbench.machine.environment import pinning
 
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
                           preexec_fn=pinning(threads))  # on the cores dlbench pins its worker to

@@ -42,7 +42,7 @@ def thread_env(threads: int) -> dict[str, str]:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(threads)
     env["PYTHONUNBUFFERED"] = "1"
-    from dlbench.env import allocator_env
+    from dlbench.machine.environment import allocator_env
 
     env.update(allocator_env(env))  # the plain loop gets the allocator settings dlbench's workers get
     return env
@@ -73,7 +73,7 @@ def run_plain(model: str, task: str, steps: int, threads: int, device: str = "cp
     command = [sys.executable, str(PLAIN), model, "--steps", str(steps), "--threads", str(threads),
                "--batch-size", str(BATCH), "--infer-batch-size", str(BATCH), "--task", task,
                "--device", "cuda" if device == "gpu" else "cpu"]
-    from dlbench.machine import pinning
+    from dlbench.machine.environment import pinning
 
     process = subprocess.run(command, capture_output=True, text=True, env=thread_env(threads),
                              preexec_fn=pinning(threads))  # on the cores dlbench pins its worker to

@@ -7,8 +7,8 @@ import json
 from conftest import run_dlbench
 from test_noise import burners
 
-from dlbench.machine import cgroup_cpus, governor, turbo
-from dlbench.doctor import advice
+from dlbench.machine.state import cgroup_cpus, governor, turbo
+from dlbench.machine.doctor import advice
 
 
 def test_settings_are_read_from_cgroup_and_sysfs_files(tmp_path):
@@ -53,7 +53,7 @@ def test_advice_names_what_to_change():
 
 def test_the_default_budget_leaves_one_core_to_the_harness():
     from dlbench.cli import build_parser
-    from dlbench.machine import default_threads
+    from dlbench.machine.environment import default_threads
 
     assert [default_threads(n) for n in (1, 2, 4, 64)] == [1, 1, 3, 63]
     args = build_parser().parse_args(["run", "--all"])

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import read_records, run_dlbench
 from dlbench import energy
-from dlbench.devices import (DeviceCheck, checks_of, jax_gpu, nvidia_driver, run_probe, tensorflow_gpu,
+from dlbench.machine.devices import (DeviceCheck, checks_of, jax_gpu, nvidia_driver, run_probe, tensorflow_gpu,
                              torch_cuda_build, torch_gpu)
 from dlbench.report.device import device_table
 
@@ -82,7 +82,7 @@ def test_other_frameworks_give_their_build_or_driver_reason() -> None:
             assert check.detail
             if not nvidia_driver()[0]:
                 assert "no NVIDIA driver" in check.detail or "not installed" in check.detail, check
-    from dlbench.devices import distribution_version
+    from dlbench.machine.devices import distribution_version
 
     if distribution_version("tensorflow-cpu"):
         assert "CPU-only build installed (tensorflow-cpu" in tensorflow_gpu().detail

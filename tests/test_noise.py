@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from dlbench.machine import TOP_PROCESSES, Sampler, busy_processes, flags, parse_proc_stat
+from dlbench.machine.state import TOP_PROCESSES, Sampler, busy_processes, flags, parse_proc_stat
 from dlbench.stats.estimators import ESTIMATORS, ci_half_width, estimate, estimate_ci, median_ci, quantile_ci
 from dlbench.report.table import comparison_table
 
@@ -136,7 +136,7 @@ def test_cpu_burned_beside_a_case_is_measured_and_flagged(fake_run):
 
 
 def test_workers_run_with_fixed_allocator_thresholds_unless_told_not_to(fake_run):
-    from dlbench.env import ALLOCATOR_ENV
+    from dlbench.machine.environment import ALLOCATOR_ENV
 
     process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30")
     assert process.returncode == 0, process.stderr
@@ -145,7 +145,7 @@ def test_workers_run_with_fixed_allocator_thresholds_unless_told_not_to(fake_run
 
 
 def test_allocator_settings_yield_to_the_environment(monkeypatch):
-    from dlbench.env import ALLOCATOR_ENV, worker_environment
+    from dlbench.machine.environment import ALLOCATOR_ENV, worker_environment
 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1234")
     env = worker_environment(1, verbose=False)
@@ -196,7 +196,7 @@ def test_a_budget_too_small_for_long_blocks_times_short_ones_and_records_them_me
 
 
 def test_a_local_worker_is_pinned_to_the_last_cores_of_its_budget(fake_run):
-    from dlbench.machine import worker_cpus
+    from dlbench.machine.environment import worker_cpus
 
     allowed = sorted(os.sched_getaffinity(0))
     process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30", "--threads", "1")

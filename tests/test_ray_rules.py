@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import dlbench_env, run_dlbench
-from dlbench.executors.machines import kind_of, kind_of_env
+from dlbench.machine.identity import kind_of, kind_of_env
 from dlbench.executors.placement import HEAD_RESOURCE, Need, Node, pick
 from dlbench.report.samples import make_record
 from dlbench.report.table import comparison_table, summarise

@@ -10,35 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from dlbench.contract import BlockHook, Framework, FrameworkUnavailable, Register, Session, Setup, TaskData
-from dlbench.devices import (DeviceCheck, distribution_version, gpu_reason, jax_gpu, nvidia_driver, run_probe,
-                             tensorflow_gpu, torch_gpu)
 from dlbench.fairness import FairnessProfile, fairness_profile
 from dlbench.hookspecs import hookimpl
-from dlbench.probes import cpu_model, gpu_names, torch_strict_float32, torch_thread_budget
+from dlbench.machine.cpu import cpu_model, gpu_names
+from dlbench.machine.devices import (DeviceCheck, distribution_version, gpu_reason, jax_gpu, nvidia_driver, run_probe,
+                                     tensorflow_gpu, torch_gpu)
+from dlbench.probes import torch_strict_float32, torch_thread_budget
 from dlbench.stream import BatchStream
 from dlbench.threadbudget import jax_thread_budget
+from dlbench.version import __version__
 from dlbench.zoo import ModelSpec
-
-
-def _version() -> str:
-    """One version string: the installed distribution's metadata, else pyproject.toml of this checkout."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("dlbench")
-    except metadata.PackageNotFoundError:  # PYTHONPATH=harness on a machine where nothing is installed
-        import re
-        from pathlib import Path
-
-        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
-        try:
-            found = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), re.MULTILINE)
-        except OSError:
-            found = None
-        return f"{found.group(1)}+checkout" if found else "0+unknown"
-
-
-__version__ = _version()
 
 
 def __getattr__(name: str) -> Any:

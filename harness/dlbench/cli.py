@@ -57,7 +57,7 @@ def build_parser() -> Parser:
     commands.required = True
     _add_run(commands)
     _add_list(commands)
-    from dlbench.doctor import add_command as add_doctor_command
+    from dlbench.machine.doctor import add_command as add_doctor_command
 
     add_doctor_command(commands)
     from dlbench.data.commands import add_commands as add_data_commands
@@ -69,7 +69,7 @@ def build_parser() -> Parser:
 
 
 def _add_run(commands: Any) -> None:
-    from dlbench.machine import default_threads
+    from dlbench.machine.environment import default_threads
 
     cores = os.cpu_count() or 1
     run = commands.add_parser("run", help="benchmark frameworks x models x tasks x devices",

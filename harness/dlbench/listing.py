@@ -28,7 +28,7 @@ def frameworks_table() -> str:
 
 def devices_table() -> str:
     """Per framework (and backend) each device: whether it is usable here, what was seen or why not."""
-    from dlbench.devices import checks_of
+    from dlbench.machine.devices import checks_of
 
     registry = load_registry()
     rows = []

@@ -6,34 +6,7 @@ take the already-imported ``torch`` module: the core itself never imports a fram
 
 from __future__ import annotations
 
-import platform
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def gpu_names() -> list[str]:
-    """GPU models as nvidia-smi names them (with the driver version); [] without an NVIDIA driver."""
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
 def torch_thread_budget(torch: Any, threads: int) -> dict[str, str]:

@@ -18,9 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TextIO
 
-from dlbench import env as envmod
 from dlbench.data import TASKS
-from dlbench.peak import run_facts
+from dlbench.machine import identity
+from dlbench.machine.environment import worker_environment
+from dlbench.machine.peak import run_facts
 from dlbench.plan import Case, Plan
 from dlbench.plugins import Registry
 from dlbench.results import SCHEMA_VERSION
@@ -96,7 +97,7 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
     from dlbench.executors import Job, make_executor
 
     run_dir.create()
-    environment = envmod.capture()
+    environment = identity.capture()
     environment.update(run_facts(options.threads, remeasure=options.profile != "smoke"))  # cgroup quota, governor, turbo; the measured GEMM peak
     executor = make_executor(options, environment)  # first: a cluster that cannot be reached writes nothing
     todo = [(c, r) for c, r in schedule(plan.cases, options.repeat) if (c.id, r) not in finished]
@@ -155,7 +156,7 @@ def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path, 
         with open(log_path, "w", encoding="utf-8", errors="replace") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log if not options.verbose else None,
                                        stderr=subprocess.STDOUT if not options.verbose else None,
-                                       env={**envmod.worker_environment(options.threads, options.verbose),
+                                       env={**worker_environment(options.threads, options.verbose),
                                             **(extra_env or {})},
                                        start_new_session=True, preexec_fn=preexec_fn)
             try:

@@ -77,7 +77,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
 def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measurements:
     """Training (blocked, time-to-accuracy), test accuracy, extra timed blocks, Offline and SingleStream."""
-    from dlbench.machine import Sampler
+    from dlbench.machine.state import Sampler
     from dlbench.profiles import get_profile, with_overrides
     from dlbench.devicemeters import CaseMeters
     from dlbench.threadmeter import new_meter
@@ -91,7 +91,7 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
     infer_bs = case.get("infer_batch_size") or DEFAULT_INFER_BATCH
     clock = [time.perf_counter()]
     phases_s: dict[str, float] = {}
-    sampler = Sampler(case["threads"]).start()  # steal, the others' load, context switches (dlbench.machine)
+    sampler = Sampler(case["threads"]).start()  # steal, the others' load, context switches (dlbench.machine.state)
     meter = new_meter()  # which threads of this process ran during the timed blocks
     device = CaseMeters(session, case["device"])  # energy, device timer, memory peaks per phase
     training = measure_training(session, data, bs, steps, profile, target, meter=device.around(meter, "train"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from dlbench.executors import machines
 from dlbench.executors.base import Announce, Finished, Job, attempt_log, now_iso
-from dlbench.machine import pinning
+from dlbench.machine import identity
+from dlbench.machine.environment import pinning
 
 if TYPE_CHECKING:
     from dlbench.rundir import RunDir
@@ -19,7 +19,7 @@ class LocalExecutor:
 
     def __init__(self, options: "RunOptions", environment: dict[str, Any]) -> None:
         self.options = options
-        self.machine = machines.facts(environment)
+        self.machine = identity.facts(environment)
 
     def run(self, jobs: Sequence[Job], timeout: float, run_dir: "RunDir", announce: Announce) -> Iterator[Finished]:
         from dlbench.runner import run_worker

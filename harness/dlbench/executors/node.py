@@ -31,7 +31,8 @@ def run_on_node(job: dict[str, Any]) -> dict[str, Any]:
     import ray
 
     from dlbench.data import task_status
-    from dlbench.executors import machines, shipping
+    from dlbench.executors import shipping
+    from dlbench.machine import identity
     from dlbench.runner import run_worker
 
     node_id = ray.get_runtime_context().get_node_id()
@@ -54,16 +55,16 @@ def run_on_node(job: dict[str, Any]) -> dict[str, Any]:
     if isinstance(outcome.get("data"), dict):
         outcome["data"]["origin"] = origin
     return {"outcome": outcome, "wall_s": wall_s, "log": log_text, "extra_logs": extra_logs, "env": environment,
-            "machine": machines.facts(environment, node_id), "data_origin": origin}
+            "machine": identity.facts(environment, node_id), "data_origin": origin}
 
 
 @functools.lru_cache(maxsize=4)
 def _environment(threads: int) -> dict[str, Any]:
     """This node's facts (a local run's ``env``: machine, settings, measured peak), once per Ray worker process."""
-    from dlbench import env as envmod
-    from dlbench.peak import run_facts
+    from dlbench.machine import identity
+    from dlbench.machine.peak import run_facts
 
-    return {**envmod.capture(), **run_facts(threads)}
+    return {**identity.capture(), **run_facts(threads)}
 
 
 def _die_with_parent() -> Optional[Callable[[], None]]:

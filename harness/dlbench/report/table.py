@@ -93,7 +93,7 @@ def summarise(records: Iterable[dict[str, Any]]) -> "pd.DataFrame":
 
 def summary_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """``summarise``'s rows as dicts, without pandas: ``dlbench publish`` summarises thousands of runs."""
-    from dlbench.executors.machines import kind_of
+    from dlbench.machine.identity import kind_of
 
     records = [r for r in records if not r.get("retried")]  # a crashed attempt that was run again
     by_machine: dict[tuple[str, str], list[dict[str, Any]]] = {}  # the same case on two machines: two rows

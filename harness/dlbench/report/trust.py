@@ -1,11 +1,11 @@
 """What a case's repeats say about how far to trust its numbers, as summary columns.
 
 - ``disturbed``: why the timed window was not the case's alone (``steal 14%``, ``load 1.3 cores``), the
-  worst of each kind over the repeats (``metrics.disturbed`` from ``metrics.machine_state``, dlbench.machine);
+  worst of each kind over the repeats (``metrics.disturbed`` from ``metrics.machine_state``, dlbench.machine.state);
 - ``ci_unreached``: repeats whose adaptive sampling hit its time cap before the estimator's 95% CI
   half-width got under the target (``metrics.train_ci_reached``);
 - ``train_peak_pct``: achieved training GFLOP/s as a percentage of the machine's measured float32 GEMM
-  peak with the same thread budget (``env.peak``, dlbench.peak): the roofline a reader needs to judge "fast".
+  peak with the same thread budget (``env.peak``, dlbench.machine.peak): the roofline a reader needs to judge "fast".
 """
 
 from __future__ import annotations

@@ -662,7 +662,7 @@ class FrameworkConformance:
 
 def _skip_unless_device(kit: Kit, device: str) -> None:
     """Skip the whole suite when the framework cannot use ``device`` here, with its own reason."""
-    from dlbench.devices import checks_of
+    from dlbench.machine.devices import checks_of
 
     framework = kit.framework
     if device in framework.devices():

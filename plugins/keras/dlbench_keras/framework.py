@@ -105,7 +105,7 @@ class KerasFramework:
 
 
 def _backend_gpu(backend: str) -> "DeviceCheck":
-    """The GPU as one Keras backend's framework sees it, asked in a child process (dlbench.devices)."""
+    """The GPU as one Keras backend's framework sees it, asked in a child process (dlbench.machine.devices)."""
     from dlbench import jax_gpu, tensorflow_gpu, torch_gpu
 
     check = {"tensorflow": tensorflow_gpu, "torch": torch_gpu, "jax": jax_gpu}[backend]()

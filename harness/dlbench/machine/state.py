@@ -1,4 +1,4 @@
-"""What the machine was doing while a case was timed, and what it is: the facts that say how far to trust a number.
+"""What the machine was doing while a case was timed, and how it is set: the facts that say how far to trust a number.
 
 On a shared VM a benchmark competes with the hypervisor (CPU *steal*: time a virtual CPU wanted to run
 but the host ran someone else) and with other processes (*load*). Neither shows in the timings as such;
@@ -23,7 +23,7 @@ import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 STEAL_FLAG = 0.05  # steal share of the window from which a case is flagged
 LOAD_FLAG_CORES = 0.25  # cores used by other processes, beyond the cores the budget leaves free
@@ -199,54 +199,6 @@ def flags(machine: dict[str, Any], threads: int, cores: int) -> list[str]:
     if others is not None and others > free + LOAD_FLAG_CORES:
         reasons.append(f"load {others:.1f} cores")
     return reasons
-
-
-def default_threads(cores: Optional[int] = None) -> int:
-    """The thread budget when ``--threads`` is not given: every core but one, at least one.
-
-    At a budget of every core one of a framework's threads always shares its core with the harness, the
-    OS and whatever else runs, and its pool waits for that thread at every barrier. On the 2-core VM, A/A
-    runs (A B B A) at 1 thread spread 1.4-1.6% between runs against 2.4-6.0% at 2, and 87% of the quick
-    matrix's cases had a training IQR under 5% against 70%; PyTorch mlp64 at 2 threads switched between
-    210k and 277k samples/s for seconds at a time (docs/noise.md, section 6).
-    """
-    cores = cores or os.cpu_count() or 1
-    return max(1, cores - 1)
-
-
-def worker_cpus(threads: int, environ: Optional[dict[str, str]] = None) -> Optional[list[int]]:
-    """The CPUs a local worker with ``threads`` threads is pinned to: the last ``threads`` of the CPUs this
-    process may use (CPU 0 takes most interrupts and housekeeping), or None (no pinning) when the budget
-    takes them all, the platform cannot pin, or ``DLBENCH_AFFINITY=off``.
-
-    Pinned, the framework's pool stays on the same cores for the whole case, away from the core left to the
-    harness and the OS: A/A runs at 1 thread on the 2-core VM had a training IQR above 5% in 4% of records
-    pinned against 8-25% unpinned (docs/noise.md, section 6). Only the local executor pins: a Ray node
-    runs several cases at once and leaves placement to its scheduler.
-    """
-    environ = os.environ if environ is None else environ
-    if environ.get("DLBENCH_AFFINITY", "").lower() in ("off", "0", "no"):
-        return None
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None
-    if threads >= len(allowed):
-        return None
-    return allowed[-threads:]
-
-
-def pinning(threads: int) -> Optional[Callable[[], None]]:
-    """A pre-exec hook for ``subprocess`` pinning a worker (and every thread it starts) to ``worker_cpus``;
-    None when not pinning. The fidelity benchmarks give their plain scripts the same."""
-    cpus = worker_cpus(threads)
-    if not cpus:
-        return None
-
-    def pin() -> None:
-        os.sched_setaffinity(0, cpus)
-
-    return pin
 
 
 def cgroup_cpus(root: str = "/sys/fs/cgroup") -> Optional[float]:

@@ -3,7 +3,7 @@
 A reader cannot judge "4,735 samples/s" without knowing what the machine could do at most; the achieved
 GFLOP/s of a case as a percentage of this measured peak is the roofline figure tables show.
 
-The measurement runs in a fresh ``python -m dlbench.peak THREADS`` process whose BLAS is limited to the
+The measurement runs in a fresh ``python -m dlbench.machine.peak THREADS`` process whose BLAS is limited to the
 thread budget through the same environment variables every worker gets (a process that already loaded
 numpy cannot change its BLAS thread count reliably). GEMM: square float32 matrix products (numpy's BLAS),
 the best call of ~``seconds`` of calls; a ceiling, so the best, not the median. Bandwidth: one-thread
@@ -69,11 +69,11 @@ def _blas_name(np: Any) -> str:
 
 def measure(threads: int, seconds: float = 0.6, timeout: float = 60.0) -> Optional[dict[str, Any]]:
     """Measure in a fresh process limited to ``threads`` BLAS threads; None when that fails."""
-    from dlbench.env import worker_environment
+    from dlbench.machine.environment import worker_environment
 
     env = worker_environment(threads, verbose=False)
     try:
-        done = subprocess.run([sys.executable, "-m", "dlbench.peak", str(threads), str(seconds)], env=env,
+        done = subprocess.run([sys.executable, "-m", "dlbench.machine.peak", str(threads), str(seconds)], env=env,
                               capture_output=True, text=True, timeout=timeout)
         facts = json.loads(done.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
@@ -83,7 +83,7 @@ def measure(threads: int, seconds: float = 0.6, timeout: float = 60.0) -> Option
 
 def _cache_path(threads: int) -> Path:
     from dlbench.data.cache import cache_dir
-    from dlbench.env import cpu_model
+    from dlbench.machine.cpu import cpu_model
 
     model = re.sub(r"[^A-Za-z0-9]+", "-", cpu_model()).strip("-")[:60] or "cpu"
     return cache_dir() / "machine" / f"peak-{model}-{os.cpu_count() or 1}c-{threads}t.json"
@@ -156,6 +156,6 @@ if __name__ == "__main__":
 
 def run_facts(threads: int, remeasure: bool = False) -> dict[str, Any]:
     """What every record's ``env`` carries about the machine: ``machine_settings`` (static) and ``peak``."""
-    from dlbench.machine import static_facts
+    from dlbench.machine.state import static_facts
 
     return {"machine_settings": static_facts(), "peak": peak_for_run(threads, remeasure)}

@@ -1,8 +1,8 @@
 """``dlbench doctor``: is this machine fit to benchmark on right now, and what would make it fitter?
 
-It reads what every record also carries (dlbench.machine: steal, the others' load, busy processes, load
+It reads what every record also carries (dlbench.machine.state: steal, the others' load, busy processes, load
 average, cgroup CPU quota, frequency governor, turbo), measures the machine's ceiling with the thread
-budget (dlbench.peak: float32 GEMM GFLOP/s and copy bandwidth; the value runs use for "% peak"), and
+budget (dlbench.machine.peak: float32 GEMM GFLOP/s and copy bandwidth; the value runs use for "% peak"), and
 says what to change. The advice follows pyperf's ``system tune`` (the reference for quiet benchmark
 machines): a fixed-frequency governor, turbo off, nothing else running, cores to spare.
 """
@@ -15,7 +15,8 @@ import os
 import time
 from typing import Any
 
-from dlbench import machine, peak
+from dlbench.machine import peak, state
+from dlbench.machine.environment import default_threads
 
 SAMPLE_S = 2.0
 
@@ -26,8 +27,8 @@ def add_command(subparsers: Any) -> None:
                                    description="Sample steal time, other processes' load and the load average; read "
                                                "the cgroup CPU quota, governor and turbo; measure the float32 GEMM "
                                                "peak and memory bandwidth with the thread budget; say what to change.")
-    doctor.add_argument("--threads", type=_threads(cores), default=machine.default_threads(cores),
-                        help=f"thread budget for the peak measurement (default {machine.default_threads(cores)}, "
+    doctor.add_argument("--threads", type=_threads(cores), default=default_threads(cores),
+                        help=f"thread budget for the peak measurement (default {default_threads(cores)}, "
                              "as `run`: every core but one)")
     doctor.add_argument("--seconds", type=_seconds, default=SAMPLE_S,
                         help=f"how long to watch the machine (default {SAMPLE_S:g})")
@@ -49,7 +50,7 @@ def _seconds(text: str) -> float:
 
 def examine(threads: int, seconds: float) -> dict[str, Any]:
     """Every fact doctor reports, measured now."""
-    sampler = machine.Sampler(threads).start()
+    sampler = state.Sampler(threads).start()
     time.sleep(seconds)
     now = sampler.stop()
     now.pop("flags", None)
@@ -62,12 +63,12 @@ def examine(threads: int, seconds: float) -> dict[str, Any]:
         ceiling = {**ceiling, "gemm_gflops_measured": ceiling["gemm_gflops"],  # as peak.measure_ceiling
                    "gemm_gflops": measured[1]["gemm_gflops"]}
     cached = peak.remember(ceiling) if ceiling else peak.cached(threads)
-    return {"cpu": _cpu(), "cores": os.cpu_count() or 1, "threads": threads, "settings": machine.static_facts(),
+    return {"cpu": _cpu(), "cores": os.cpu_count() or 1, "threads": threads, "settings": state.static_facts(),
             "now": now, "peak_now": ceiling, "peak_one_thread": measured.get(1), "peak_used_by_runs": cached}
 
 
 def _cpu() -> str:
-    from dlbench.env import cpu_model
+    from dlbench.machine.cpu import cpu_model
 
     return cpu_model()
 
@@ -77,12 +78,12 @@ def advice(facts: dict[str, Any]) -> list[str]:
     tips = []
     now, settings, cores, threads = facts["now"], facts["settings"], facts["cores"], facts["threads"]
     steal = now.get("steal")
-    if steal is not None and steal > machine.STEAL_FLAG:
+    if steal is not None and steal > state.STEAL_FLAG:
         tips.append(f"CPU steal {100 * steal:.0f}%: the hypervisor gives this VM's CPU time to other guests. Use a "
                     "dedicated (not burstable/shared-core) instance; until then expect run-to-run changes of that "
                     "order, and read the '~ steal' flags")
     others = now.get("others_cores")
-    if others is not None and others > max(0, cores - threads) + machine.LOAD_FLAG_CORES:
+    if others is not None and others > max(0, cores - threads) + state.LOAD_FLAG_CORES:
         names = ", ".join(f"{p['name']} (pid {p['pid']}, {p['cores']:.1f} cores)"
                           for p in now.get("busy_processes", []))
         tips.append(f"other processes used {others:.1f} of {cores} cores{': ' + names if names else ''}. Stop them "

@@ -8,7 +8,13 @@ throughputs are never divided by each other.
 
 from __future__ import annotations
 
+import os
+import platform
+import socket
 from typing import Any, Mapping
+
+from dlbench.machine.cpu import cpu_model, gpu_names
+from dlbench.version import __version__, git_commit
 
 LOCAL_NODE = "local"
 
@@ -19,7 +25,7 @@ def gpu_model(entry: str) -> str:
 
 
 def kind_of_env(env: Mapping[str, Any]) -> str:
-    """A short label for the hardware in ``env`` (``dlbench.env.capture()``): CPU model x cores [+ GPUs]."""
+    """A short label for the hardware in ``env`` (``dlbench.machine.identity.capture()``): CPU model x cores [+ GPUs]."""
     cpu = str(env.get("cpu") or "unknown CPU")
     cores = env.get("cores")
     label = f"{cpu} x{cores}" if cores else cpu
@@ -44,3 +50,16 @@ def kind_of(record: Mapping[str, Any]) -> str:
         return str(machine["kind"])
     env = record.get("env")
     return kind_of_env(env) if isinstance(env, Mapping) and env.get("cpu") else ""
+
+
+def capture() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "gpu": gpu_names(),
+        "dlbench_version": __version__,
+        "git_commit": git_commit(),
+        "hostname": socket.gethostname(),
+    }
