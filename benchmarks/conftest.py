@@ -59,7 +59,7 @@ def _names(value: Any) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "zoo_case" not in metafunc.fixturenames:
         return
-    from dlbench.plugins import load_registry
+    from dlbench.plugins.registry import load_registry
     from dlbench.zoo import MODELS
 
     option = metafunc.config.getoption
@@ -78,7 +78,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def zoo_registry():
-    from dlbench.plugins import load_registry
+    from dlbench.plugins.registry import load_registry
 
     return load_registry()
 

@@ -91,7 +91,7 @@ say "dlbench list"
 "${DLB[@]}" list ${DATA_DIR:+--data-dir "$DATA_DIR"} >"$OUTDIR/list.txt" 2>&1 || FAILED+=("dlbench list")
 cat "$OUTDIR/list.txt" >>"$LOG"
 GPU=$("$PY" - <<'EOF'
-from dlbench.plugins import load_registry
+from dlbench.plugins.registry import load_registry
 registry = load_registry()
 seen = []
 for name, framework in registry.frameworks.items():

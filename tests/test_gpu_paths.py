@@ -53,7 +53,7 @@ def test_list_all_includes_devices_and_frameworks_agree() -> None:
     done = run_dlbench("list", timeout=300)
     assert done.returncode == 0, done.stderr
     assert "Devices (what each framework sees here, or why not)" in done.stdout
-    from dlbench.plugins import load_registry
+    from dlbench.plugins.registry import load_registry
 
     for name, framework in load_registry().frameworks.items():
         checks = checks_of(framework)

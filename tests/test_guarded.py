@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlbench.errors import CaseFailed, PluginFailed
-from dlbench.guarded import GuardedSession
+from dlbench.plugins.guarded import GuardedSession
 
 
 class Session:

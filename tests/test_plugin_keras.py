@@ -81,7 +81,7 @@ class CountingHook:
 
 # -- discovery and the framework object ----------------------------------------------------------------------
 def test_discovered_through_the_entry_point():
-    from dlbench.plugins import load_registry
+    from dlbench.plugins.registry import load_registry
 
     registry = load_registry()
     framework = registry.frameworks["keras"]
@@ -97,7 +97,7 @@ def test_discovered_through_the_entry_point():
 
 
 def test_plugin_import_loads_no_framework():
-    code = ("import sys; from dlbench.plugins import load_registry; from dlbench.zoo import MODELS; "
+    code = ("import sys; from dlbench.plugins.registry import load_registry; from dlbench.zoo import MODELS; "
             "f = load_registry().frameworks['keras']; f.version(); f.variants(); f.devices(); "
             "[f.supports(s) for s in MODELS.values()]; "
             "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))")
@@ -370,7 +370,7 @@ from dataclasses import replace
 from dlbench.contract import Setup
 from dlbench.data import load_task
 from dlbench.zoo import get_model
-from dlbench.plugins import load_registry
+from dlbench.plugins.registry import load_registry
 data = load_task("fashion_mnist")
 data = replace(data, x_train=data.x_train[:6400], y_train=data.y_train[:6400])
 setup = Setup(get_model("mlp"), data, "cpu", sys.argv[1], 0, 1, 128)  # 1 thread: OpenMP spin-waits on a busy box

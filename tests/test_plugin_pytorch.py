@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from dlbench.contract import FrameworkUnavailable, Session, Setup  # noqa: E402
 from dlbench.data import DataError, load_task  # noqa: E402
-from dlbench.plugins import load_registry  # noqa: E402
+from dlbench.plugins.registry import load_registry  # noqa: E402
 from dlbench.zoo import MODELS  # noqa: E402
 
 from dlbench_pytorch import framework as framework_module  # noqa: E402
@@ -73,7 +73,7 @@ def test_registered_through_the_entry_point():
 
 
 def test_listing_does_not_import_torch():
-    code = ("import sys\nfrom dlbench.plugins import load_registry\nfrom dlbench.zoo import MODELS\n"
+    code = ("import sys\nfrom dlbench.plugins.registry import load_registry\nfrom dlbench.zoo import MODELS\n"
             "fw = load_registry().frameworks['pytorch']\n"
             "fw.version(); fw.variants(); [fw.supports(s) for s in MODELS.values()]\n"
             "import glob\nif not glob.glob('/dev/nvidia[0-9]*'): fw.devices()\n"

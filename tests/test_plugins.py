@@ -1,6 +1,6 @@
 """Plugin discovery: entry points, broken plugins reported not fatal, malformed values named."""
 
-from dlbench.plugins import load_registry
+from dlbench.plugins.registry import load_registry
 
 
 def test_builtin_plugins_come_through_the_entry_point_group():

@@ -149,7 +149,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from dlbench import runner
     from dlbench.plan import Selection, make_plan
-    from dlbench.plugins import load_registry
+    from dlbench.plugins.registry import load_registry
 
     if args.resume:
         args, run_dir, finished, run_id = _resume(args)

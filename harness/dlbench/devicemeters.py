@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from dlbench import energy
-from dlbench.guarded import GuardedSession, plugin_call
+from dlbench.plugins.guarded import GuardedSession, plugin_call
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Optional
 from tabulate import tabulate
 
 from dlbench.plan import framework_states
-from dlbench.plugins import load_registry
+from dlbench.plugins.registry import load_registry
 from dlbench.zoo import MODELS
 
 

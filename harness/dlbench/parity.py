@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from dlbench.contract import TaskData
 from dlbench.errors import CaseFailed
-from dlbench.guarded import GuardedSession
+from dlbench.plugins.guarded import GuardedSession
 from dlbench.zoo import ModelSpec
 
 INITIAL_LOSS_TOLERANCE = 0.5  # relative: |loss - ln(classes)| <= 0.5 * ln(classes) in float32

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from dlbench.data import TASKS, task_status
 from dlbench.errors import UsageError
-from dlbench.plugins import Registry
+from dlbench.plugins.registry import Registry
 from dlbench.zoo import MODELS
 
 DEVICES = ("cpu", "gpu")

@@ -23,7 +23,7 @@ from dlbench.machine import identity
 from dlbench.machine.environment import worker_environment
 from dlbench.machine.peak import run_facts
 from dlbench.plan import Case, Plan
-from dlbench.plugins import Registry
+from dlbench.plugins.registry import Registry
 from dlbench.results import SCHEMA_VERSION
 from dlbench.rundir import RunDir
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from dlbench.errors import CaseFailed, DataError, UnknownName
-from dlbench.guarded import GuardedSession, plugin_call
+from dlbench.plugins.guarded import GuardedSession, plugin_call
 
 DEFAULT_INFER_BATCH = 1024  # batch of the Offline scenario unless --infer-batch-size says otherwise
 
@@ -34,7 +34,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     from dlbench.contract import Setup
     from dlbench.metrics import derive_metrics
     from dlbench.parity import check_parity
-    from dlbench.plugins import load_registry
+    from dlbench.plugins.registry import load_registry
     from dlbench.zoo import get_model
 
     spec = get_model(case["model"])
@@ -57,7 +57,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     parity = check_parity(session, spec, data, case["batch_size"])
     parity_s = time.perf_counter() - parity_started
     measured = measure(session, case, data)
-    from dlbench.stream import batch_order
+    from dlbench.plugins.stream import batch_order
 
     result["batch_order"] = batch_order(setup.stream.step, session.steps_trained)
     metrics = {**measured.metrics, "params": parity.params, "initial_loss": parity.initial_loss,

@@ -35,10 +35,10 @@ import numpy as np
 import pytest
 
 from dlbench.contract import Setup, TaskData
-from dlbench.plugins import ENTRY_POINT_GROUP, EXTRA_ENV, load_registry
+from dlbench.plugins.registry import ENTRY_POINT_GROUP, EXTRA_ENV, load_registry
 from dlbench.rundir import RunDir
-from dlbench.fairness import REQUIRED_KEYS, profile_problems
-from dlbench.stream import BatchStream
+from dlbench.plugins.fairness import REQUIRED_KEYS, profile_problems
+from dlbench.plugins.stream import BatchStream
 from dlbench.testing.probes import CountingHook, MappedStream, batch_dimension, clock_guard, permuted_rows, to_numpy
 from dlbench.zoo import MODELS, Dropout, ModelSpec, SpatialDropout1D, get_model
 

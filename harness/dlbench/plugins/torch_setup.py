@@ -1,7 +1,7 @@
-"""Facts about the machine and framework set-ups that every plugin needs, written once.
+"""PyTorch's set-up that every plugin running torch needs (the PyTorch plugin, Keras on torch), written once.
 
-Plugins reach these through the public front (``from dlbench import cpu_model, ...``). The torch helpers
-take the already-imported ``torch`` module: the core itself never imports a framework.
+Plugins reach these through the public front (``from dlbench import torch_thread_budget, ...``). They take
+the already-imported ``torch`` module: the core itself never imports a framework.
 """
 
 from __future__ import annotations
