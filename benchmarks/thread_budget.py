@@ -32,7 +32,7 @@ else:
     from dlbench import jax_thread_budget
     jax_thread_budget(threads, "cpu")
 from dlbench.testing import random_setup
-from dlbench.threadmeter import ThreadMeter
+from dlbench.measure.thread_meter import ThreadMeter
 from dlbench_jax.session import JaxSession
 setup = random_setup(model, samples=4096, batch_size=128, threads=threads, variant="jit")
 session = JaxSession(setup, f"arm {arm}")

@@ -22,7 +22,7 @@ from dlbench.report.table import comparison_table
 from dlbench.plugins.stream import batch_order
 from dlbench.testing import random_setup, random_task
 from dlbench.testing.probes import MappedStream, permuted_rows
-from dlbench.threadmeter import ThreadMeter
+from dlbench.measure.thread_meter import ThreadMeter
 from dlbench.zoo import get_model
 
 

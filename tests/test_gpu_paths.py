@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_records, run_dlbench
-from dlbench import energy
+from dlbench.measure import energy
 from dlbench.machine.devices import (DeviceCheck, checks_of, jax_gpu, nvidia_driver, run_probe, tensorflow_gpu,
                              torch_cuda_build, torch_gpu)
 from dlbench.report.device import device_table
@@ -108,7 +108,7 @@ def test_run_probe_returns_the_frameworks_own_words() -> None:
 # -- energy -------------------------------------------------------------------------------------------------------
 def test_without_nvidia_ml_py_a_gpu_case_says_not_measured() -> None:
     code = ("import sys, json; sys.modules['pynvml'] = None\n"
-            "from dlbench import energy\n"
+            "from dlbench.measure import energy\n"
             "m = energy.meter_for('gpu'); print(json.dumps(m.describe()))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     info = json.loads(done.stdout.strip().splitlines()[-1])

@@ -157,7 +157,7 @@ def test_allocator_settings_yield_to_the_environment(monkeypatch):
 
 
 def test_short_blocks_are_merged_into_blocks_of_the_profile_length():
-    from dlbench.timing import merge_short_blocks
+    from dlbench.measure.timing import merge_short_blocks
 
     assert merge_short_blocks([0.05, 0.05, 0.05, 0.05, 0.05], 0.1) == [(2, 0.1), (3, 0.15000000000000002)]
     assert merge_short_blocks([0.2, 0.3], 0.1) == [(1, 0.2), (1, 0.3)]  # long enough: kept as timed
@@ -168,8 +168,8 @@ def test_short_blocks_are_merged_into_blocks_of_the_profile_length():
 def test_a_budget_too_small_for_long_blocks_times_short_ones_and_records_them_merged():
     from dataclasses import replace
 
-    from dlbench.profiles import get_profile
-    from dlbench.timing import measure_training, merge_short_blocks
+    from dlbench.measure.profiles import get_profile
+    from dlbench.measure.timing import measure_training, merge_short_blocks
 
     class Sleeper:  # 1 ms a step; calls the block hook every hook.steps steps, as the contract asks
         def train(self, steps, hook=None):

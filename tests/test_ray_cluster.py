@@ -56,7 +56,7 @@ def _workers(marker: bytes) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            if b"dlbench.worker" in (entry / "cmdline").read_bytes() and marker in (entry / "environ").read_bytes():
+            if b"dlbench.measure.worker" in (entry / "cmdline").read_bytes() and marker in (entry / "environ").read_bytes():
                 if (entry / "stat").read_text().split(")")[-1].split()[0] != "Z":
                     pids.append(int(entry.name))
         except OSError:

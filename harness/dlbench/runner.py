@@ -92,7 +92,7 @@ def base_record(case: Case, repeat: int, run_id: str, options: RunOptions, envir
 def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDir, say: Callable[[str], None],
              finished: frozenset[tuple[str, int]] = frozenset(), run_id: Optional[str] = None) -> RunState:
     """Run every planned case ``options.repeat`` times into ``run_dir``; skipped cases are recorded once."""
-    from dlbench.profiles import get_profile
+    from dlbench.measure.profiles import get_profile
 
     from dlbench.executors import Job, make_executor
 
@@ -152,7 +152,7 @@ def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path, 
     with tempfile.TemporaryDirectory(prefix="dlbench-case-") as tmp:
         case_file, result_file = Path(tmp) / "case.json", Path(tmp) / "result.json"
         case_file.write_text(json.dumps(spec))
-        command = [sys.executable, "-m", "dlbench.worker", str(case_file), str(result_file)]
+        command = [sys.executable, "-m", "dlbench.measure.worker", str(case_file), str(result_file)]
         with open(log_path, "w", encoding="utf-8", errors="replace") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log if not options.verbose else None,
                                        stderr=subprocess.STDOUT if not options.verbose else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any, Optional
 
-from dlbench.metrics import derive_metrics
+from dlbench.measure.metrics import derive_metrics
 from dlbench.results import SCHEMA_VERSION, case_id
 
 ENV = {"python": "3.11.7", "platform": "Linux-6.1-x86_64", "cpu": "Example CPU @ 2.0GHz", "cores": 2,

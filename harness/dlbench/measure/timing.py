@@ -19,7 +19,7 @@ from typing import Any, Optional
 import numpy as np
 
 from dlbench.contract import Session, TaskData
-from dlbench.profiles import Profile, blocks_plan
+from dlbench.measure.profiles import Profile, blocks_plan
 from dlbench.stats.estimators import ci_half_width, percentile
 
 clock = time.perf_counter
@@ -36,7 +36,7 @@ class _BlockClock:
     durations: list[float] = field(default_factory=list)
     validations: list[tuple[float, float]] = field(default_factory=list)  # (clock time, accuracy)
     started: float = 0.0
-    meter: Any = None  # a dlbench.threadmeter.ThreadMeter: per-thread CPU time over the timed blocks
+    meter: Any = None  # a dlbench.measure.thread_meter.ThreadMeter: per-thread CPU time over the timed blocks
 
     def begin(self) -> None:
         if self.meter is not None:

@@ -1,6 +1,6 @@
 """Runs ONE case in this (fresh) process and writes its result as JSON.
 
-``python -m dlbench.worker CASE.json RESULT.json``. The parent (runner.py) owns the record; this
+``python -m dlbench.measure.worker CASE.json RESULT.json``. The parent (runner.py) owns the record; this
 process only measures. A plugin exception fails the case naming the plugin and the call (``guarded``);
 an exception of the harness's own code is reported as a dlbench internal error, with its traceback.
 """
@@ -32,8 +32,8 @@ class Measurements:
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """Measure one case; returns the worker's part of the record (status, metrics, fairness, data)."""
     from dlbench.contract import Setup
-    from dlbench.metrics import derive_metrics
-    from dlbench.parity import check_parity
+    from dlbench.measure.metrics import derive_metrics
+    from dlbench.measure.parity import check_parity
     from dlbench.plugins.registry import load_registry
     from dlbench.zoo import get_model
 
@@ -78,10 +78,10 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measurements:
     """Training (blocked, time-to-accuracy), test accuracy, extra timed blocks, Offline and SingleStream."""
     from dlbench.machine.state import Sampler
-    from dlbench.profiles import get_profile, with_overrides
-    from dlbench.devicemeters import CaseMeters
-    from dlbench.threadmeter import new_meter
-    from dlbench.timing import measure_latency, measure_offline, measure_training, top_up_training
+    from dlbench.measure.profiles import get_profile, with_overrides
+    from dlbench.measure.device_meters import CaseMeters
+    from dlbench.measure.thread_meter import new_meter
+    from dlbench.measure.timing import measure_latency, measure_offline, measure_training, top_up_training
     from dlbench.zoo import get_model, target_for
 
     profile, spec, bs = get_profile(case["profile"]), get_model(case["model"]), case["batch_size"]

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from dlbench import energy
+from dlbench.measure import energy
 from dlbench.plugins.guarded import GuardedSession, plugin_call
 
 
