@@ -11,7 +11,7 @@ import pytest
 
 from conftest import dlbench_env, run_dlbench
 from dlbench.machine.identity import kind_of, kind_of_env
-from dlbench.executors.placement import HEAD_RESOURCE, Need, Node, pick
+from dlbench.running.executors.placement import HEAD_RESOURCE, Need, Node, pick
 from dlbench.report.samples import make_record
 from dlbench.report.table import comparison_table, summarise
 from dlbench.testing.datafiles import isolate, write_idx_folder
@@ -47,7 +47,7 @@ def test_resources_node_types_and_retries_choose_the_node():
 
 def test_shipped_arrays_give_the_worker_exactly_the_data_it_would_load_itself(tmp_path, monkeypatch):
     from dlbench.data import load_task
-    from dlbench.executors.shipping import load_shipped, read_for_shipping, write_shipment
+    from dlbench.running.executors.shipping import load_shipped, read_for_shipping, write_shipment
 
     isolate(monkeypatch, tmp_path)
     write_idx_folder(tmp_path / "data" / "mnist", n_train=300, n_test=50)
@@ -107,7 +107,7 @@ def test_without_ray_the_executor_is_one_line_naming_the_install_command(tmp_pat
 
 
 def test_importing_the_core_and_running_locally_never_imports_ray():
-    code = ("import sys, dlbench.cli, dlbench.runner, dlbench.executors, dlbench.executors.local, "
+    code = ("import sys, dlbench.cli, dlbench.running.runner, dlbench.running.executors, dlbench.running.executors.local, "
             "dlbench.report.table; assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

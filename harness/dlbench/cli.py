@@ -14,7 +14,7 @@ from dlbench import __version__
 from dlbench.errors import UsageError
 
 if TYPE_CHECKING:
-    from dlbench.rundir import RunDir
+    from dlbench.running.rundir import RunDir
 
 EXIT_USAGE, EXIT_CASE_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -147,8 +147,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dlbench import runner
-    from dlbench.plan import Selection, make_plan
+    from dlbench.running import runner
+    from dlbench.running.plan import Selection, make_plan
     from dlbench.plugins.registry import load_registry
 
     if args.resume:
@@ -206,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _new_run_dir(args: argparse.Namespace) -> "RunDir":
     """The folder of a new run: ``--out`` or a timestamped one; never one that already holds results."""
-    from dlbench.rundir import RunDir
+    from dlbench.running.rundir import RunDir
 
     if not (args.all or args.framework or args.model or args.task):
         raise UsageError("say what to run: --all, or choose with -f/-m/-t (see dlbench list)")
@@ -237,7 +237,7 @@ def _executor_options(args: argparse.Namespace, options: Any) -> None:
         if given:
             raise UsageError(f"{', '.join(given)} only apply to --executor ray; add --executor ray or drop them")
         return
-    from dlbench.executors.raycluster import check_reachable, import_ray
+    from dlbench.running.executors.raycluster import check_reachable, import_ray
 
     import_ray()
     check_reachable(args.ray_address)
@@ -255,7 +255,7 @@ def _saved_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _resume(args: argparse.Namespace) -> tuple[argparse.Namespace, "RunDir", frozenset, Optional[str]]:
     """The options of the interrupted run in ``args.resume``, and the (case, repeat) pairs it finished."""
-    from dlbench.rundir import RunDir
+    from dlbench.running.rundir import RunDir
 
     run_dir = RunDir(Path(args.resume))
     manifest = run_dir.read_manifest()

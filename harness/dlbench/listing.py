@@ -6,7 +6,7 @@ from typing import Optional
 
 from tabulate import tabulate
 
-from dlbench.plan import framework_states
+from dlbench.running.plan import framework_states
 from dlbench.plugins.registry import load_registry
 from dlbench.zoo import MODELS
 

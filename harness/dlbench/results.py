@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from dlbench.errors import ResultsError
-from dlbench.rundir import results_file
 
 SCHEMA_VERSION = 1
+RESULTS = "results.jsonl"  # the records of a run folder
 STATUSES = ("ok", "failed", "skipped", "crashed", "timeout")
 CASE_KEYS = ("framework", "variant", "model", "task", "device", "batch_size")
 
@@ -178,3 +178,9 @@ def truncate_torn_tail(path: Path) -> bool:
         handle.truncate(keep)
     warn(f"{path}: dropped a torn last line ({len(data) - keep} bytes) left by an interrupted run")
     return True
+
+
+def results_file(path: Path) -> Path:
+    """A results file given as itself or as the run folder that holds it."""
+    path = Path(path)
+    return path / RESULTS if path.is_dir() else path

@@ -149,7 +149,7 @@ def _load_data(case: dict[str, Any]) -> tuple[Any, float]:
     started = time.perf_counter()
     try:
         if case.get("shipped_data"):  # a Ray node without the data set: the driver's arrays (executors.shipping)
-            from dlbench.executors.shipping import load_shipped
+            from dlbench.running.executors.shipping import load_shipped
 
             data = load_shipped(case["shipped_data"], case["task"], case["seed"], case.get("augment", False))
         else:

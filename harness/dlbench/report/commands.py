@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from dlbench.errors import UsageError
 from dlbench.results import ResultsError, load_records
-from dlbench.rundir import RESULTS, results_file
+from dlbench.results import RESULTS, results_file
 
 
 def add_commands(subparsers: Any) -> None:

@@ -22,7 +22,8 @@ from dlbench.errors import ResultsError, UsageError
 from dlbench.report import publish_pages as pages
 from dlbench.report.history import Collection, Collector
 from dlbench.results import iter_records
-from dlbench.rundir import LOCK, MANIFEST, RESULTS
+from dlbench.results import RESULTS
+from dlbench.running.rundir import LOCK, MANIFEST
 
 STATE = ".dlbench-publish.json"
 STATE_VERSION = 1

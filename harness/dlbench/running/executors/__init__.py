@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dlbench.errors import UnknownName
-from dlbench.executors.base import Executor, Finished, Job
+from dlbench.running.executors.base import Executor, Finished, Job
 
 if TYPE_CHECKING:
-    from dlbench.runner import RunOptions
+    from dlbench.running.options import RunOptions
 
 EXECUTORS = ("local", "ray")
 
@@ -21,11 +21,11 @@ def make_executor(options: "RunOptions", environment: dict[str, Any]) -> Executo
     """The executor ``options.executor`` names; for ray, connected (UsageError in one line if it cannot be)."""
     name = getattr(options, "executor", "local") or "local"
     if name == "local":
-        from dlbench.executors.local import LocalExecutor
+        from dlbench.running.executors.local import LocalExecutor
 
         return LocalExecutor(options, environment)
     if name == "ray":
-        from dlbench.executors.raycluster import RayExecutor
+        from dlbench.running.executors.raycluster import RayExecutor
 
         return RayExecutor(options, environment)
     raise UnknownName("executor", name, EXECUTORS)

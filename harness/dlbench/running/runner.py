@@ -6,53 +6,20 @@ two back-to-back processes tends to run faster, and alternation cancels that out
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import signal
-import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TextIO
 
 from dlbench.data import TASKS
 from dlbench.machine import identity
-from dlbench.machine.environment import worker_environment
 from dlbench.machine.peak import run_facts
-from dlbench.plan import Case, Plan
+from dlbench.running.options import RunOptions
+from dlbench.running.plan import Case, Plan
 from dlbench.plugins.registry import Registry
 from dlbench.results import SCHEMA_VERSION
-from dlbench.rundir import RunDir
-
-STDERR_TAIL_LINES = 20
-
-
-@dataclass
-class RunOptions:
-    profile: str = "quick"
-    threads: int = 1
-    seed: int = 0
-    repeat: int = 1
-    steps: Optional[int] = None
-    infer_batch_size: Optional[int] = None
-    target: Optional[float] = None
-    augment: bool = False
-    data_dir: Optional[str] = None
-    case_timeout: Optional[float] = None
-    verbose: bool = False
-    sampling: dict = field(default_factory=dict)  # --estimator, --ci-target, --max-timing (sampling_cli.py)
-    inference: str = "own"  # own: dlbench's Offline/SingleStream; loadgen: also MLPerf's LoadGen scenarios
-    scenarios: tuple[str, ...] = ()  # LoadGen scenarios (empty: all four)
-    latency_bound_ms: Optional[float] = None  # LoadGen Server p99 bound (None: the zoo model's)
-    executor: str = "local"  # where cases run: local | ray (dlbench.executors)
-    ray_address: Optional[str] = None
-    node_type: Optional[str] = None  # a custom Ray resource every case's node must have
-    pack: bool = False  # let cases share a node's cores (never by default)
-    retries: int = 1  # a crashed attempt is run again (on another node), this many times
-
+from dlbench.running.rundir import RunDir
 
 @dataclass
 class RunState:
@@ -94,7 +61,7 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
     """Run every planned case ``options.repeat`` times into ``run_dir``; skipped cases are recorded once."""
     from dlbench.measure.profiles import get_profile
 
-    from dlbench.executors import Job, make_executor
+    from dlbench.running.executors import Job, make_executor
 
     run_dir.create()
     environment = identity.capture()
@@ -132,70 +99,6 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
         attempts.close()
         executor.close()
     return state
-
-
-def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path, extra: Optional[dict] = None,
-               extra_env: Optional[dict[str, str]] = None,
-               preexec_fn: Optional[Callable[[], None]] = None) -> dict[str, Any]:
-    """Run one case in a fresh process; crashes and timeouts become records, never exceptions.
-
-    ``extra`` adds to the case file (a Ray node's shipped data), ``extra_env`` to the worker's
-    environment (the driver's plugin choice), ``preexec_fn`` runs in the child (die with the parent).
-    """
-    spec = {**asdict(case), "profile": options.profile, "threads": options.threads, "seed": options.seed,
-            "steps": options.steps, "infer_batch_size": options.infer_batch_size, "target": options.target,
-            "augment": options.augment, "data_dir": options.data_dir, **options.sampling,
-            "inference": options.inference, "scenarios": list(options.scenarios),
-            "latency_bound_ms": options.latency_bound_ms,
-            "log_dir": str(log_path.parent), "log_name": log_path.stem,  # extra logs (LoadGen's) go beside the log
-            **(extra or {})}
-    with tempfile.TemporaryDirectory(prefix="dlbench-case-") as tmp:
-        case_file, result_file = Path(tmp) / "case.json", Path(tmp) / "result.json"
-        case_file.write_text(json.dumps(spec))
-        command = [sys.executable, "-m", "dlbench.measure.worker", str(case_file), str(result_file)]
-        with open(log_path, "w", encoding="utf-8", errors="replace") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log if not options.verbose else None,
-                                       stderr=subprocess.STDOUT if not options.verbose else None,
-                                       env={**worker_environment(options.threads, options.verbose),
-                                            **(extra_env or {})},
-                                       start_new_session=True, preexec_fn=preexec_fn)
-            try:
-                returncode = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(process)
-                return {"status": "timeout", "error": f"worker exceeded the case timeout of {timeout:g} s and was "
-                        "killed with its children (raise it with --case-timeout)",
-                        "stderr_tail": _tail(log_path)}
-            except BaseException:
-                _kill_group(process)
-                raise
-        if result_file.exists():
-            outcome = json.loads(result_file.read_text())
-            if outcome.get("status") != "ok":
-                outcome["stderr_tail"] = _tail(log_path)
-            return outcome
-        if returncode < 0:
-            name = signal.Signals(-returncode).name
-            why = f"worker killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
-        else:
-            why = f"worker exited with code {returncode} before writing a result"
-        return {"status": "crashed", "error": why, "stderr_tail": _tail(log_path)}
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 def _progress_line(state: RunState, case: Case, repeat: int, repeats: int, where: str = "") -> str:

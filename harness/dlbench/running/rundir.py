@@ -14,18 +14,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from dlbench.errors import ResultsError, UsageError
+from dlbench.results import RESULTS, append_record, clean_numbers, iter_records, load_records, truncate_torn_tail
 
-RESULTS = "results.jsonl"
 MANIFEST = "run.json"
 LOGS = "logs"
 LOCK = ".lock"
 REPORT = "report"
-
-
-def results_file(path: Path) -> Path:
-    """A results file given as itself or as the run folder that holds it."""
-    path = Path(path)
-    return path / RESULTS if path.is_dir() else path
 
 
 def safe_name(text: str) -> str:
@@ -77,13 +71,9 @@ class RunDir:
 
     # -- records -----------------------------------------------------------------------------------
     def append(self, record: dict[str, Any]) -> None:
-        from dlbench.results import append_record, clean_numbers
-
         append_record(self.results, clean_numbers(record))
 
     def records(self) -> list[dict[str, Any]]:
-        from dlbench.results import load_records
-
         return load_records([self.results])
 
     def finished(self) -> tuple[frozenset[tuple[str, int]], Optional[str]]:
@@ -91,8 +81,6 @@ class RunDir:
 
         A torn last line (the run was killed mid-write) is cut first so that appends start clean.
         """
-        from dlbench.results import iter_records, truncate_torn_tail
-
         done: set[tuple[str, int]] = set()
         run_id = None
         if not self.results.exists():
@@ -163,4 +151,3 @@ def _lock_is_stale(path: Path) -> bool:
     except (OSError, ValueError):
         return True
     return False
-

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from dlbench.errors import UsageError
-from dlbench.executors.base import RETRY_STATUSES, Announce, Finished, Job, attempt_log, now_iso
-from dlbench.executors.placement import Need, Node, describe_missing, pick
+from dlbench.running.executors.base import RETRY_STATUSES, Announce, Finished, Job, attempt_log, now_iso
+from dlbench.running.executors.placement import Need, Node, describe_missing, pick
 
 if TYPE_CHECKING:
-    from dlbench.rundir import RunDir
-    from dlbench.runner import RunOptions
+    from dlbench.running.rundir import RunDir
+    from dlbench.running.options import RunOptions
 
 INSTALL = "pip install 'dlbench[ray]'"
 FORWARDED_ENV = ("DLBENCH_PLUGINS", "DLBENCH_DISABLE_PLUGINS")  # the driver's plugin choice holds on every node
@@ -89,7 +89,7 @@ class RayExecutor:
         self.shipments: dict[str, list] = {}
         self.running: dict[Any, _Running] = {}
         self._connect()
-        from dlbench.executors.node import run_on_node
+        from dlbench.running.executors.node import run_on_node
 
         self.remote = self.ray.remote(max_retries=0)(run_on_node)  # retries are ours: on another node, recorded
         self.env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
@@ -190,7 +190,7 @@ class RayExecutor:
         """[ObjectRef of the task's arrays] (put once per run), or [] when there is nothing to ship."""
         if task not in self.shipments:
             from dlbench.errors import DataError
-            from dlbench.executors.shipping import read_for_shipping
+            from dlbench.running.executors.shipping import read_for_shipping
 
             try:
                 arrays = read_for_shipping(task, self.options.data_dir)

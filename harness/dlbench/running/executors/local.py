@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from dlbench.executors.base import Announce, Finished, Job, attempt_log, now_iso
+from dlbench.running.executors.base import Announce, Finished, Job, attempt_log, now_iso
 from dlbench.machine import identity
 from dlbench.machine.environment import pinning
 
 if TYPE_CHECKING:
-    from dlbench.rundir import RunDir
-    from dlbench.runner import RunOptions
+    from dlbench.running.rundir import RunDir
+    from dlbench.running.options import RunOptions
 
 
 class LocalExecutor:
@@ -22,7 +22,7 @@ class LocalExecutor:
         self.machine = identity.facts(environment)
 
     def run(self, jobs: Sequence[Job], timeout: float, run_dir: "RunDir", announce: Announce) -> Iterator[Finished]:
-        from dlbench.runner import run_worker
+        from dlbench.running.launch import run_worker
 
         for job in jobs:
             announce(job, "")

@@ -31,9 +31,9 @@ def run_on_node(job: dict[str, Any]) -> dict[str, Any]:
     import ray
 
     from dlbench.data import task_status
-    from dlbench.executors import shipping
+    from dlbench.running.executors import shipping
     from dlbench.machine import identity
-    from dlbench.runner import run_worker
+    from dlbench.running.launch import run_worker
 
     node_id = ray.get_runtime_context().get_node_id()
     case, options = job["case"], job["options"]

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol, Sequence
 
 if TYPE_CHECKING:
-    from dlbench.plan import Case
-    from dlbench.rundir import RunDir
+    from dlbench.running.plan import Case
+    from dlbench.running.rundir import RunDir
 
 RETRY_STATUSES = ("crashed",)  # a process or node that died; failures and timeouts would fail again
 
