@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dlbench.report.publish_samples import history_cases, make_run
+from dlbench.testing.history_samples import history_cases, make_run
 
 SLOW_FROM = 300
 

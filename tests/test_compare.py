@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from dlbench.errors import UsageError
-from dlbench.report import add_commands
+from dlbench.report.commands import add_commands
 from dlbench.report.commands import parse_threshold
 from dlbench.report.compare import Evidence, compare_records, significance
-from dlbench.report.samples import make_record, make_records
+from dlbench.testing.samples import make_record, make_records
 
 SLOWED = "pytorch/eager/cnn/digits/cpu/64"
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from dlbench.errors import UsageError
-from dlbench.report import add_commands, to_pytest_benchmark
+from dlbench.report.commands import add_commands
+from dlbench.report.export import to_pytest_benchmark
 from dlbench.report.export import stats
-from dlbench.report.samples import make_record, make_records
+from dlbench.testing.samples import make_record, make_records
 
 CASES = [dict(framework="pytorch", model="cnn", task="digits", train=2500),
          dict(framework="keras", variant="fit", model="cnn", task="digits", train=1500),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from dlbench.cli import build_parser, main
 from dlbench.errors import UsageError
-from dlbench.report.samples import make_record
+from dlbench.testing.samples import make_record
 
 FIELDS = ["schema_version", "run_id", "framework", "variant", "model", "task", "device", "batch_size",
           "threads", "status", "metrics", "error", "case_id"]

@@ -180,7 +180,7 @@ def test_consistency_with_dlbench_own_timing_is_in_the_record(fixed):
 
 
 def test_table_report_and_compare_show_the_scenarios(fixed, tmp_path):
-    from dlbench.report import write_report
+    from dlbench.report.folder import write_report
     from dlbench.report.compare import compare_records, format_comparison
 
     out, record, process = fixed

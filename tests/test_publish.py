@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from conftest import run_dlbench
 from dlbench import results
 from dlbench.errors import UsageError
-from dlbench.report.history import collect
-from dlbench.report.publish import STATE, publish
-from dlbench.report.publish_samples import make_history, make_run
-from dlbench.report.samples import make_record
+from dlbench.publish.history import collect
+from dlbench.publish.site import STATE, publish
+from dlbench.testing.history_samples import make_history, make_run
+from dlbench.testing.samples import make_record
 from dlbench.stats.changepoints import detect_steps
 from test_hostile_inputs import records as hostile_records
 

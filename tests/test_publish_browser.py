@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from dlbench.report.publish import publish
-from dlbench.report.publish_samples import make_history
+from dlbench.publish.site import publish
+from dlbench.testing.history_samples import make_history
 from test_publish import CASES, _planted, _version, write_runs
 from test_report_browser import CHROMIUM, png_size, render_offline
 

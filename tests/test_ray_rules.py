@@ -12,8 +12,9 @@ import pytest
 from conftest import dlbench_env, run_dlbench
 from dlbench.machine.identity import kind_of, kind_of_env
 from dlbench.running.executors.placement import HEAD_RESOURCE, Need, Node, pick
-from dlbench.report.samples import make_record
-from dlbench.report.table import comparison_table, summarise
+from dlbench.testing.samples import make_record
+from dlbench.report.summary import summarise
+from dlbench.report.table import comparison_table
 from dlbench.testing.datafiles import isolate, write_idx_folder
 
 HEAD = Node("h" * 56, "head", "10.0.0.1", {"CPU": 2, HEAD_RESOURCE: 1})
@@ -129,7 +130,7 @@ def test_executor_flags_that_cannot_work_are_one_line(tmp_path, args, says):
 
 
 def test_reports_give_each_machine_its_own_sections(tmp_path):
-    from dlbench.report import write_report
+    from dlbench.report.folder import write_report
 
     small = {"cpu": "Small CPU", "cores": 2, "gpu": [], "hostname": "a"}
     large = {"cpu": "Large CPU", "cores": 64, "gpu": [], "hostname": "b"}

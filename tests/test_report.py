@@ -1,4 +1,4 @@
-"""Tables and the report folder from made-up but valid records (dlbench.report.samples)."""
+"""Tables and the report folder from made-up but valid records (dlbench.testing.samples)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from dlbench.errors import UsageError
-from dlbench.report import add_commands, comparison_table, summarise, write_report
-from dlbench.report.samples import make_record, make_records
+from dlbench.report.commands import add_commands
+from dlbench.report.folder import write_report
+from dlbench.report.summary import summarise
+from dlbench.report.table import comparison_table
+from dlbench.testing.samples import make_record, make_records
 from dlbench.results import load_records
 
 HOSTILE_FW = "<script>alert(1)</script>"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbench.report import write_report
-from dlbench.report.samples import make_record, make_records
+from dlbench.report.folder import write_report
+from dlbench.testing.samples import make_record, make_records
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed "

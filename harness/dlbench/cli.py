@@ -193,7 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print(comparison_table(records, fmt=args.format))
     if args.report:
-        from dlbench.report import write_report
+        from dlbench.report.folder import write_report
 
         say(f"report: {write_report(records, run_dir.report)}")
     if state.interrupted:

@@ -112,7 +112,7 @@ def table_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from dlbench.report.site import write_report
+    from dlbench.report.folder import write_report
 
     records = read_results(args.results)
     out = args.output or Path("reports") / re.sub(r"[^A-Za-z0-9_.-]+", "_", str(records[0]["run_id"]))
@@ -168,7 +168,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def publish_command(args: argparse.Namespace) -> int:
-    from dlbench.report.publish import publish
+    from dlbench.publish.site import publish
 
     threshold = parse_threshold(args.threshold)
     result = publish(args.runs, args.output, threshold, keep_hostnames=args.keep_hostnames,

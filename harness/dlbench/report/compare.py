@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
-from dlbench.report import _format as f
-from dlbench.report.table import group_cases, metric_blocks, metric_value, record_ci
+from dlbench.report import format as f
+from dlbench.report.summary import group_cases, metric_blocks, metric_value, record_ci
 from dlbench.stats.decide import Decision, decide, settle
 from dlbench.stats.estimators import median, median_ci
 

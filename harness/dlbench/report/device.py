@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-from dlbench.report import _format as f
+from dlbench.report import format as f
 from dlbench.report.sections import Table
-from dlbench.report.table import group_cases
+from dlbench.report.summary import group_cases
 from dlbench.stats.estimators import median
 
 NOT_MEASURED = "not measured"

@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
 
-from dlbench.report.table import group_cases, metric_blocks, metric_value
+from dlbench.report.summary import group_cases, metric_blocks, metric_value
 from dlbench.results import CASE_KEYS
 
 FORMATS = ("pytest-benchmark",)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import Any, Iterable, Optional, Sequence
 
-from dlbench.report import _format as f
+from dlbench.report import format as f
 
 PALETTE = ("#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5",
            "#9c6b4e", "#9498a0")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Sequence
 
-from dlbench.report import _format as f
+from dlbench.report import format as f
 from dlbench.report.sections import Table
-from dlbench.report.table import group_cases
+from dlbench.report.summary import group_cases
 from dlbench.stats.estimators import median
 
 HEADERS = ["task", "model", "framework", "scenario", "result", "QPS", "p50 ms", "p90 ms", "p99 ms", "bound ms",
@@ -80,13 +80,13 @@ def _judged(checks: list[dict[str, Any]], key: str) -> str:
 
 def scenario_table(records: Iterable[dict[str, Any]]) -> Optional[tuple[Table, list[str]]]:
     """The LoadGen scenario table and its notes; None when no record ran LoadGen."""
-    from dlbench.report.table import _row_order
+    from dlbench.report.summary import row_order
 
     records = [r for r in records if r.get("status") == "ok"]
     if not any(_loadgen(r) for r in records):
         return None
     groups = group_cases(records)
-    keyed = sorted(groups.values(), key=lambda group: _row_order({k: group[0].get(k) for k in
+    keyed = sorted(groups.values(), key=lambda group: row_order({k: group[0].get(k) for k in
                                                                    ("task", "model", "framework", "variant",
                                                                     "device", "batch_size")}))
     variants: dict[str, set[str]] = {}

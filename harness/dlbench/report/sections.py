@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from dlbench.report import _format as f
+from dlbench.report import format as f
 from dlbench.results import case_id
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from dlbench.report import _format as f
+from dlbench.report import format as f
 from dlbench.stats.estimators import median
 
 TRUST_COLUMNS = ("disturbed", "ci_unreached", "train_ci_half_rel", "train_peak_pct")

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, Iterable, Optional
 
-from dlbench.report import _format as f
-from dlbench.report.privacy import Scrubber, home_users, local_identity
+from dlbench.report import format as f
+from dlbench.publish.privacy import Scrubber, home_users, local_identity
 from dlbench.stats.changepoints import detect_steps, noise_sigma
 from dlbench.results import CASE_KEYS, case_id
 
@@ -244,7 +244,7 @@ class Collector:
 
     def build(self, threshold: float = 0.05, keep_hostnames: bool = False) -> Collection:
         """Summarise every run (oldest first), fill the histories and find their changes."""
-        from dlbench.report.table import summary_rows
+        from dlbench.report.summary import summary_rows
 
         scrubber = Scrubber(self.names | local_identity(), keep=keep_hostnames)
         histories: dict[tuple[str, str], History] = {}

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-import dlbench
+from dlbench.version import __version__
 from dlbench.errors import ResultsError, UsageError
-from dlbench.report import publish_pages as pages
-from dlbench.report.history import Collection, Collector
+from dlbench.publish import pages
+from dlbench.publish.history import Collection, Collector
 from dlbench.results import iter_records
 from dlbench.results import RESULTS
 from dlbench.running.rundir import LOCK, MANIFEST
@@ -156,7 +156,7 @@ def code_salt() -> str:
     """A hash of the code that renders pages: a new dlbench re-renders everything once."""
     global _CODE_SALT
     if _CODE_SALT is None:
-        digest = hashlib.sha256(dlbench.__version__.encode())
+        digest = hashlib.sha256(__version__.encode())
         report = Path(__file__).resolve().parent
         for name in sorted(p.name for p in report.glob("*.py")):
             digest.update(name.encode() + (report / name).read_bytes())

@@ -16,12 +16,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-import dlbench
-from dlbench.report import _format as f
-from dlbench.report.history import SHOWN, TRACKED, Change, Collection, History, Machine, Point, Run
-from dlbench.report.linechart import MAX_DOTS, Marker, Series, line_chart
+from dlbench.version import __version__
+from dlbench.report import format as f
+from dlbench.publish.history import SHOWN, TRACKED, Change, Collection, History, Machine, Point, Run
+from dlbench.publish.linechart import MAX_DOTS, Marker, Series, line_chart
 from dlbench.report.plots import PALETTE
-from dlbench.report.site import CSS, PAGE_META, esc
+from dlbench.report.html import CSS, PAGE_META, esc
 from dlbench.stats.estimators import median, median_ci
 
 _SPECIAL = re.compile("[&<>\"']")
@@ -107,7 +107,7 @@ def page(title: str, facts: Sequence[tuple[str, str]], nav: Sequence[tuple[str, 
 <main>
 {body}
 </main>
-<footer>dlbench {esc(dlbench.__version__)} · dlbench publish</footer>
+<footer>dlbench {esc(__version__)} · dlbench publish</footer>
 </body>
 </html>
 """
@@ -361,8 +361,9 @@ def latest_table(rows: list[dict[str, Any]]) -> str:
     """The comparison table (as in ``dlbench report``) of every case at its latest run."""
     import pandas as pd
 
-    from dlbench.report.site import _grid_table, _html_table, _notes
-    from dlbench.report.table import SUMMARY_COLUMNS, comparison_grid
+    from dlbench.report.html import grid_table, html_table, notes_html
+    from dlbench.report.summary import SUMMARY_COLUMNS
+    from dlbench.report.table import comparison_grid
     from dlbench.zoo import MODELS
 
     zoo = list(MODELS)
@@ -370,7 +371,7 @@ def latest_table(rows: list[dict[str, Any]]) -> str:
                                        str(r["model"]), str(r["framework"]), str(r["variant"]), str(r["device"]),
                                        r["batch_size"]))
     grid = comparison_grid(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)))
-    return _html_table(_grid_table(grid, grouped=True), "overview") + _notes(grid.notes)
+    return html_table(grid_table(grid, grouped=True), "overview") + notes_html(grid.notes)
 
 
 def host_list(runs: Sequence[Run], machine: Machine) -> list[str]:

@@ -10,7 +10,7 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
 
-from dlbench.report.samples import make_record
+from dlbench.testing.samples import make_record
 
 START = datetime(2025, 1, 1, 2, 0, tzinfo=timezone.utc)
 
