@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dlbench.errors import UsageError
-from dlbench.report.commands import add_commands
-from dlbench.report.commands import parse_threshold
+from dlbench.cli.report import add_commands
+from dlbench.cli.report import parse_threshold
 from dlbench.report.compare import Evidence, compare_records, significance
 from dlbench.testing.samples import make_record, make_records
 

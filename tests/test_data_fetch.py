@@ -12,7 +12,7 @@ import pytest
 from dlbench.data import DataError, load_task, task_status
 from dlbench.data import remote
 from dlbench.testing import datafiles as testing
-from dlbench.data.commands import add_commands
+from dlbench.cli.data import add_commands
 from dlbench.data.download import download
 from dlbench.errors import UsageError
 

@@ -28,7 +28,7 @@ def isolated(monkeypatch, tmp_path):
 
 
 def test_import_is_cheap_and_framework_free():
-    code = ("import sys, dlbench.data, dlbench.data.commands; "
+    code = ("import sys, dlbench.data, dlbench.cli.data; "
             "heavy = [m for m in ('torch', 'tensorflow', 'keras', 'jax', 'sklearn', 'scipy', 'urllib.request') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -52,7 +52,7 @@ def test_advice_names_what_to_change():
 
 
 def test_the_default_budget_leaves_one_core_to_the_harness():
-    from dlbench.cli import build_parser
+    from dlbench.cli.main import build_parser
     from dlbench.machine.environment import default_threads
 
     assert [default_threads(n) for n in (1, 2, 4, 64)] == [1, 1, 3, 63]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dlbench.errors import UsageError
-from dlbench.report.commands import add_commands
+from dlbench.cli.report import add_commands
 from dlbench.report.export import to_pytest_benchmark
 from dlbench.report.export import stats
 from dlbench.testing.samples import make_record, make_records

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlbench.cli import build_parser, main
+from dlbench.cli.main import build_parser, main
 from dlbench.errors import UsageError
 from dlbench.testing.samples import make_record
 

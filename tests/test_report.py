@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dlbench.errors import UsageError
-from dlbench.report.commands import add_commands
+from dlbench.cli.report import add_commands
 from dlbench.report.folder import write_report
 from dlbench.report.summary import summarise
 from dlbench.report.table import comparison_table

@@ -12,12 +12,14 @@ CLI's check before any case runs). See docs/loadgen.md.
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from dlbench.errors import UsageError
 from dlbench.loadgen.settings import SCENARIOS
 
 INSTALL = "pip install 'dlbench[loadgen]'"
 
-__all__ = ["SCENARIOS", "INSTALL", "require_loadgen"]
+__all__ = ["SCENARIOS", "INSTALL", "loadgen_version", "require_loadgen"]
 
 
 def require_loadgen() -> str:
@@ -27,6 +29,11 @@ def require_loadgen() -> str:
     except ImportError as exc:
         raise UsageError(f"--inference loadgen needs MLPerf's LoadGen, which is not installed ({exc}); "
                          f"install it with: {INSTALL}") from None
-    from dlbench.loadgen.measure import loadgen_version
-
     return loadgen_version()
+
+
+def loadgen_version() -> str:
+    try:
+        return metadata.version("mlcommons-loadgen")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -9,12 +9,11 @@ SingleStream against dlbench's own numbers for the same case.
 from __future__ import annotations
 
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from dlbench.errors import CaseFailed
-from dlbench.loadgen import INSTALL
+from dlbench.loadgen import INSTALL, loadgen_version
 from dlbench.loadgen.server import find_peak
 from dlbench.loadgen.settings import SCENARIOS, Budget, budget_for, loadgen_settings
 from dlbench.loadgen.summary import read_summary, summary_record
@@ -39,13 +38,6 @@ def import_loadgen() -> Any:
     except ImportError:
         raise CaseFailed(f"--inference loadgen needs MLPerf's LoadGen (mlperf_loadgen): {INSTALL}") from None
     return mlperf_loadgen
-
-
-def loadgen_version() -> str:
-    try:
-        return metadata.version("mlcommons-loadgen")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class _Scenarios:

@@ -359,7 +359,7 @@ class FrameworkConformance:
             assert info.dist_version, f"distribution {info.dist} has no version"
 
     def test_listed_by_dlbench_list(self, kit: Kit) -> None:
-        from dlbench.listing import frameworks_table
+        from dlbench.cli.listing import frameworks_table
 
         kit.framework
         rows = [line for line in frameworks_table().splitlines() if line.split()[:1] == [kit.name]]

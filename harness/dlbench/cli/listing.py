@@ -1,17 +1,19 @@
-"""The tables ``dlbench list`` prints: frameworks (with plugin and versions), devices, models, tasks."""
+"""``dlbench list``: the installed frameworks (with plugin and versions), devices, the zoo and the tasks."""
 
 from __future__ import annotations
 
-from typing import Optional
+import argparse
+from typing import Any, Optional
 
-from tabulate import tabulate
-
-from dlbench.running.plan import framework_states
-from dlbench.plugins.registry import load_registry
-from dlbench.zoo import MODELS
+# The tables import what they read (plugins, data, the zoo, tabulate) when asked: building the parser stays cheap.
 
 
 def frameworks_table() -> str:
+    from tabulate import tabulate
+
+    from dlbench.plugins.registry import load_registry
+    from dlbench.running.plan import framework_states
+
     registry = load_registry()
     states = framework_states(registry)
     rows = []
@@ -28,7 +30,10 @@ def frameworks_table() -> str:
 
 def devices_table() -> str:
     """Per framework (and backend) each device: whether it is usable here, what was seen or why not."""
+    from tabulate import tabulate
+
     from dlbench.machine.devices import checks_of
+    from dlbench.plugins.registry import load_registry
 
     registry = load_registry()
     rows = []
@@ -50,6 +55,10 @@ def _plugin_label(plugin) -> str:
 
 
 def models_table() -> str:
+    from tabulate import tabulate
+
+    from dlbench.zoo import MODELS
+
     rows = []
     for spec in MODELS.values():
         shape = (28, 28, 1) if spec.modality == "image" else (100,)
@@ -61,6 +70,8 @@ def models_table() -> str:
 
 
 def tasks_table(data_dir: Optional[str] = None) -> str:
+    from tabulate import tabulate
+
     from dlbench.data import TASKS, task_status
 
     rows = []
@@ -71,3 +82,19 @@ def tasks_table(data_dir: Optional[str] = None) -> str:
         rows.append([name, task.modality, "yes" if task.synthetic else "no", "yes" if status.found else "no", where])
     return "Tasks\n" + tabulate(rows, ["task", "kind", "synthetic", "found", "where / how to get it"],
                                 tablefmt="simple")
+
+
+def add_command(commands: Any) -> None:
+    listing = commands.add_parser("list", help="show frameworks, models and tasks",
+                                  description="Show installed framework plugins, the model zoo and the tasks.")
+    listing.add_argument("what", nargs="?", default="all", choices=["all", "frameworks", "devices", "models", "tasks"])
+    listing.add_argument("--data-dir", metavar="DIR")
+    listing.set_defaults(func=cmd_list)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    sections = {"frameworks": frameworks_table, "devices": devices_table, "models": models_table,
+                "tasks": lambda: tasks_table(args.data_dir)}
+    chosen = list(sections) if args.what == "all" else [args.what]
+    print("\n\n".join(sections[name]() for name in chosen))
+    return 0

@@ -11,7 +11,7 @@ from typing import Any
 
 
 def add_arguments(group: Any) -> None:
-    from dlbench.cli import float_in
+    from dlbench.cli.args import float_in
     from dlbench.stats.estimators import ESTIMATORS
 
     group.add_argument("--estimator", choices=ESTIMATORS,

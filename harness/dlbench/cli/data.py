@@ -1,4 +1,4 @@
-"""``dlbench data ...``: the data layer's CLI commands, added to the main parser by cli.py."""
+"""``dlbench data status`` and ``dlbench data fetch``: which data sets are here, and a verified download."""
 
 from __future__ import annotations
 

@@ -1,74 +1,24 @@
-"""The ``dlbench`` command. User mistakes end with one line on stderr and exit code 2, never a traceback."""
+"""``dlbench run``: its options, their checks across arguments, a new or resumed run folder, and the run."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import signal
-import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
-from dlbench import __version__
+from dlbench.cli import loadgen, sampling
+from dlbench.cli.args import EXIT_CASE_FAILED, EXIT_INTERRUPTED, float_in, int_in
 from dlbench.errors import UsageError
+from dlbench.version import __version__
 
 if TYPE_CHECKING:
     from dlbench.running.rundir import RunDir
 
-EXIT_USAGE, EXIT_CASE_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
-
-class Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError (one line) instead of printing usage and exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-
-def int_in(name: str, low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}, got {value}")
-        return value
-    return parse
-
-
-def float_in(name: str, low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not low <= value <= high:  # also rejects NaN
-            raise argparse.ArgumentTypeError(f"{name} must be between {low:g} and {high:g}, got {text}")
-        return value
-    return parse
-
-
-def build_parser() -> Parser:
-    parser = Parser(prog="dlbench", description="Fair, reproducible benchmarks of deep-learning frameworks.")
-    parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    commands.required = True
-    _add_run(commands)
-    _add_list(commands)
-    from dlbench.machine.doctor import add_command as add_doctor_command
-
-    add_doctor_command(commands)
-    from dlbench.data.commands import add_commands as add_data_commands
-    from dlbench.report.commands import add_commands as add_report_commands
-
-    add_report_commands(commands)
-    add_data_commands(commands)
-    return parser
-
-
-def _add_run(commands: Any) -> None:
+def add_command(commands: Any) -> None:
     from dlbench.machine.environment import default_threads
 
     cores = os.cpu_count() or 1
@@ -101,12 +51,8 @@ def _add_run(commands: Any) -> None:
     how.add_argument("--seed", type=int_in("--seed", 0, 2**31 - 1), default=0)
     how.add_argument("--case-timeout", type=float_in("--case-timeout", 1, 7 * 86400),
                      help="seconds before a case is killed (default from the profile)")
-    from dlbench.sampling_cli import add_arguments as add_sampling_arguments
-
-    add_sampling_arguments(how)
-    from dlbench.loadgen.options import add_arguments as add_loadgen_arguments
-
-    add_loadgen_arguments(how)
+    sampling.add_arguments(how)
+    loadgen.add_arguments(how)
     where = run.add_argument_group("where cases run")
     where.add_argument("--executor", default="local", choices=["local", "ray"],
                        help="local: one case at a time here (default); ray: over a Ray cluster (docs/cluster.md)")
@@ -128,24 +74,6 @@ def _add_run(commands: Any) -> None:
     run.set_defaults(func=cmd_run)
 
 
-def _add_list(commands: Any) -> None:
-    listing = commands.add_parser("list", help="show frameworks, models and tasks",
-                                  description="Show installed framework plugins, the model zoo and the tasks.")
-    listing.add_argument("what", nargs="?", default="all", choices=["all", "frameworks", "devices", "models", "tasks"])
-    listing.add_argument("--data-dir", metavar="DIR")
-    listing.set_defaults(func=cmd_list)
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from dlbench.listing import devices_table, frameworks_table, models_table, tasks_table
-
-    sections = {"frameworks": frameworks_table, "devices": devices_table, "models": models_table,
-                "tasks": lambda: tasks_table(args.data_dir)}
-    chosen = list(sections) if args.what == "all" else [args.what]
-    print("\n\n".join(sections[name]() for name in chosen))
-    return 0
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from dlbench.running import runner
     from dlbench.running.plan import Selection, make_plan
@@ -164,13 +92,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                                 repeat=args.repeat, steps=args.steps, infer_batch_size=args.infer_batch_size,
                                 target=args.target, augment=args.augment, data_dir=args.data_dir,
                                 case_timeout=args.case_timeout, verbose=args.verbose)
-    from dlbench.sampling_cli import values as sampling_values
-
-    options.sampling = sampling_values(args)
+    options.sampling = sampling.values(args)
     _executor_options(args, options)
-    from dlbench.loadgen.options import apply as apply_loadgen_options
-
-    apply_loadgen_options(args, options)  # --inference loadgen: LoadGen's absence is one line, before any case
+    loadgen.apply(args, options)  # --inference loadgen: LoadGen's absence is one line, before any case
     say = runner.stream
     for note in plan.notes:
         say(f"note: {note}")
@@ -262,22 +186,3 @@ def _resume(args: argparse.Namespace) -> tuple[argparse.Namespace, "RunDir", fro
     resumed = argparse.Namespace(**{**vars(args), **manifest["argv"], "resume": str(run_dir)})
     finished, run_id = run_dir.finished()
     return resumed, run_dir, finished, manifest.get("run_id") or run_id
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
-    except UsageError as exc:
-        print(f"dlbench: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("dlbench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The ``table``, ``report``, ``compare``, ``export`` and ``publish`` subcommands of ``dlbench``.
+"""The ``table``, ``report``, ``compare``, ``export`` and ``publish`` commands of ``dlbench``.
 
 Handlers take the parsed arguments and return an exit code; a user mistake (missing file, malformed
 results, bad option) raises UsageError with one line naming the input and the fix.
@@ -13,14 +13,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dlbench.errors import UsageError
-from dlbench.results import ResultsError, load_records
-from dlbench.results import RESULTS, results_file
+from dlbench.results import RESULTS, ResultsError, load_records, results_file
 
 
 def add_commands(subparsers: Any) -> None:
     """Add the publishing commands to the ``dlbench`` argparse subparsers."""
-    from dlbench.report.compare import DEFAULT_METRICS, METRICS
+    _add_table(subparsers)
+    _add_report(subparsers)
+    _add_compare(subparsers)
+    _add_export(subparsers)
+    _add_publish(subparsers)
 
+
+def _add_table(subparsers: Any) -> None:
     table = subparsers.add_parser("table", help="print the comparison table of results files",
                                   description="Print one row per model x task with every framework's accuracy, "
                                               "throughput, latency and relative training speed.")
@@ -29,6 +34,8 @@ def add_commands(subparsers: Any) -> None:
                        help="any tabulate format: github (default), pipe, simple, grid, latex, html, ...")
     table.set_defaults(func=table_command)
 
+
+def _add_report(subparsers: Any) -> None:
     report = subparsers.add_parser("report", help="write a static HTML + markdown report folder",
                                    description="Write index.html (charts inline, opens from disk), report.md, "
                                                "results.csv and results.jsonl into one folder.")
@@ -36,6 +43,10 @@ def add_commands(subparsers: Any) -> None:
     report.add_argument("-o", "--output", type=Path, default=None, metavar="DIR",
                         help="the report folder (default: reports/<run id of the first record>)")
     report.set_defaults(func=report_command)
+
+
+def _add_compare(subparsers: Any) -> None:
+    from dlbench.report.compare import DEFAULT_METRICS, METRICS
 
     compare = subparsers.add_parser("compare", help="compare two runs case by case, with significance",
                                     description="Per case in both files: the change of each metric and a verdict "
@@ -52,6 +63,8 @@ def add_commands(subparsers: Any) -> None:
                          help="tabulate format of the table (default simple)")
     compare.set_defaults(func=compare_command)
 
+
+def _add_export(subparsers: Any) -> None:
     export = subparsers.add_parser("export", help="export results for other tools (pytest-benchmark JSON)",
                                    description="Write results in another tool's format; pytest-benchmark: a saved "
                                                "run that `pytest-benchmark compare FILE.json` reads.")
@@ -61,6 +74,8 @@ def add_commands(subparsers: Any) -> None:
     export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.json")
     export.set_defaults(func=export_command)
 
+
+def _add_publish(subparsers: Any) -> None:
     publish = subparsers.add_parser("publish", help="build a static site of many runs: histories, regressions found",
                                     description="Build a static site (opens from disk, no script, no network) from "
                                                 "many runs: an index of runs, the latest comparison table, one page "
