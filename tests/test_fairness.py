@@ -19,7 +19,7 @@ from conftest import TEST_PLUGINS, dlbench_env, read_records, run_dlbench
 from dlbench import BatchStream, Setup
 from dlbench.plugins.fairness import REQUIRED_KEYS, fairness_profile, profile_problems
 from dlbench.report.table import comparison_table
-from dlbench.plugins.stream import batch_order
+from dlbench.stream import batch_order
 from dlbench.testing import random_setup, random_task
 from dlbench.testing.probes import MappedStream, permuted_rows
 from dlbench.measure.thread_meter import ThreadMeter

@@ -24,7 +24,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from dlbench_keras import KerasFramework  # noqa: E402
-from dlbench_keras.framework import VARIANTS  # noqa: E402
+from dlbench_keras.variants import VARIANTS  # noqa: E402
 from dlbench_keras.pipeline import HostArrays  # noqa: E402
 
 THREADS = 2

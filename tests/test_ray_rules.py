@@ -48,7 +48,7 @@ def test_resources_node_types_and_retries_choose_the_node():
 
 def test_shipped_arrays_give_the_worker_exactly_the_data_it_would_load_itself(tmp_path, monkeypatch):
     from dlbench.data import load_task
-    from dlbench.running.executors.shipping import load_shipped, read_for_shipping, write_shipment
+    from dlbench.data.shipping import load_shipped, read_for_shipping, write_shipment
 
     isolate(monkeypatch, tmp_path)
     write_idx_folder(tmp_path / "data" / "mnist", n_train=300, n_test=50)

@@ -16,7 +16,7 @@ from dlbench.machine.cpu import cpu_model, gpu_names
 from dlbench.machine.devices import (DeviceCheck, distribution_version, gpu_reason, jax_gpu, nvidia_driver, run_probe,
                                      tensorflow_gpu, torch_gpu)
 from dlbench.plugins.torch_setup import torch_strict_float32, torch_thread_budget
-from dlbench.plugins.stream import BatchStream
+from dlbench.stream import BatchStream
 from dlbench.plugins.jax_setup import jax_thread_budget
 from dlbench.version import __version__
 from dlbench.zoo import ModelSpec

@@ -56,14 +56,14 @@ class Setup:
     threads: int  # the thread budget every framework gets; the plugin applies it and says how in describe()
     batch_size: int
     options: Mapping[str, Any] = field(default_factory=dict)
-    # The harness's training order (dlbench.plugins.stream.BatchStream): train() gathers the rows it yields. Built
+    # The harness's training order (dlbench.stream.BatchStream): train() gathers the rows it yields. Built
     # from (len(x_train), batch_size, seed) when not given, so a Setup made by hand has one too. A plugin
     # that ignores it still runs; its records then say batch_order "plugin" and tables flag them.
     stream: Any = None
 
     def __post_init__(self) -> None:
         if self.stream is None:
-            from dlbench.plugins.stream import BatchStream
+            from dlbench.stream import BatchStream
 
             object.__setattr__(self, "stream", BatchStream(len(self.data.x_train), self.batch_size, self.seed))
 

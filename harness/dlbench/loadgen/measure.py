@@ -78,7 +78,7 @@ class _Scenarios:
 
 def measure_loadgen(session: Any, case: dict[str, Any], data: Any, own: dict[str, Any]) -> dict[str, Any]:
     """Run the case's LoadGen scenarios; ``own`` holds the metrics dlbench's own timing just measured."""
-    from dlbench.measure.metrics import rate_summary
+    from dlbench.stats.estimators import rate_summary
     from dlbench.stats.estimators import DEFAULT_ESTIMATOR
     from dlbench.zoo import get_model
 

@@ -6,24 +6,11 @@ records (the sample records of tests and demos), so a derived number has one def
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
-from dlbench.stats.estimators import DEFAULT_ESTIMATOR, NOISY_IQR_RATIO, ci_half_width, estimate, estimate_ci, summarise
+from dlbench.stats.estimators import DEFAULT_ESTIMATOR, NOISY_IQR_RATIO, rate_summary
 
 TRAINING_FLOPS_FACTOR = 3  # forward + backward counted as three forward passes
-
-
-def rate_summary(prefix: str, rates: Sequence[float], estimator: str = DEFAULT_ESTIMATOR) -> dict[str, Any]:
-    """``{prefix}_samples_per_s`` (the estimator over blocks), its CI and relative half-width, relative IQR,
-    and the per-block rates (kept so that anyone can recompute with another estimator)."""
-    summary = summarise(list(rates))
-    if summary is None:
-        return {}
-    half = ci_half_width(rates, estimator)
-    return {f"{prefix}_samples_per_s": estimate(rates, estimator),
-            f"{prefix}_ci95": list(estimate_ci(rates, estimator)),
-            f"{prefix}_ci_half_rel": half if half != float("inf") else None,
-            f"{prefix}_iqr_rel": summary.iqr_rel, f"{prefix}_blocks": list(rates)}
 
 
 def derive_metrics(metrics: dict[str, Any], batch_size: int) -> dict[str, Any]:

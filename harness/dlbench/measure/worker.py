@@ -57,7 +57,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     parity = check_parity(session, spec, data, case["batch_size"])
     parity_s = time.perf_counter() - parity_started
     measured = measure(session, case, data)
-    from dlbench.plugins.stream import batch_order
+    from dlbench.stream import batch_order
 
     result["batch_order"] = batch_order(setup.stream.step, session.steps_trained)
     metrics = {**measured.metrics, "params": parity.params, "initial_loss": parity.initial_loss,
@@ -149,7 +149,7 @@ def _load_data(case: dict[str, Any]) -> tuple[Any, float]:
     started = time.perf_counter()
     try:
         if case.get("shipped_data"):  # a Ray node without the data set: the driver's arrays (executors.shipping)
-            from dlbench.running.executors.shipping import load_shipped
+            from dlbench.data.shipping import load_shipped
 
             data = load_shipped(case["shipped_data"], case["task"], case["seed"], case.get("augment", False))
         else:

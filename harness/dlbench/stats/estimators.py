@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 NOISY_IQR_RATIO = 0.10  # a case whose IQR/median exceeds this is flagged noisy
 
@@ -185,3 +185,16 @@ def ci_half_width(rates: Sequence[float], name: str = DEFAULT_ESTIMATOR) -> floa
     lo, hi = estimate_ci(rates, name)
     centre = estimate(rates, name)
     return (hi - lo) / 2 / centre if centre > 0 else math.inf
+
+
+def rate_summary(prefix: str, rates: Sequence[float], estimator: str = DEFAULT_ESTIMATOR) -> dict[str, Any]:
+    """``{prefix}_samples_per_s`` (the estimator over blocks), its CI and relative half-width, relative IQR,
+    and the per-block rates (kept so that anyone can recompute with another estimator)."""
+    summary = summarise(list(rates))
+    if summary is None:
+        return {}
+    half = ci_half_width(rates, estimator)
+    return {f"{prefix}_samples_per_s": estimate(rates, estimator),
+            f"{prefix}_ci95": list(estimate_ci(rates, estimator)),
+            f"{prefix}_ci_half_rel": half if half != float("inf") else None,
+            f"{prefix}_iqr_rel": summary.iqr_rel, f"{prefix}_blocks": list(rates)}

@@ -38,7 +38,7 @@ from dlbench.contract import Setup, TaskData
 from dlbench.plugins.registry import ENTRY_POINT_GROUP, EXTRA_ENV, load_registry
 from dlbench.running.rundir import RunDir
 from dlbench.plugins.fairness import REQUIRED_KEYS, profile_problems
-from dlbench.plugins.stream import BatchStream
+from dlbench.stream import BatchStream
 from dlbench.testing.probes import CountingHook, MappedStream, batch_dimension, clock_guard, permuted_rows, to_numpy
 from dlbench.zoo import MODELS, Dropout, ModelSpec, SpatialDropout1D, get_model
 

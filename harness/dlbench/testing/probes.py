@@ -119,7 +119,7 @@ class MappedStream:
     """
 
     def __new__(cls, base: Any, where: np.ndarray) -> Any:
-        from dlbench.plugins.stream import BatchStream
+        from dlbench.stream import BatchStream
 
         class _Mapped(BatchStream):
             def epoch(self, number: int) -> np.ndarray:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Sequence
 
 from dlbench import FrameworkUnavailable, Setup
 from dlbench_keras.models import SUPPORTED_KINDS
+from dlbench_keras.variants import VARIANTS, get_variant
 
 if TYPE_CHECKING:
     from dlbench import DeviceCheck, ModelSpec
@@ -25,42 +25,8 @@ INSTALL_HINT = "pip install 'dlbench[keras]'"
 BACKEND_MODULES = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One way to run Keras: which backend, which training loop, XLA or not."""
-
-    name: str
-    backend: str  # "tensorflow" | "torch" | "jax"
-    loop: str  # "fit" (model.fit) | "custom" (GradientTape step in a tf.function)
-    xla: bool  # jit_compile=True
-    precision: str = "float32"  # the Keras dtype policy: "float32" or "mixed_bfloat16"
-    tuned: bool = False  # predict as the Keras/TF guides recommend (dlbench_keras.tuned)
-
-
-VARIANTS: dict[str, Variant] = {
-    v.name: v
-    for v in (
-        Variant("fit", "tensorflow", "fit", False),  # first = default: model.fit, as the tutorials do
-        Variant("custom", "tensorflow", "custom", False),
-        Variant("fit-xla", "tensorflow", "fit", True),
-        Variant("custom-xla", "tensorflow", "custom", True),
-        Variant("tuned", "tensorflow", "fit", False, tuned=True),
-        Variant("mixed-bf16", "tensorflow", "fit", False, "mixed_bfloat16"),  # bf16 compute, float32 weights
-        Variant("jax-fit", "jax", "fit", False),
-        Variant("torch-fit", "torch", "fit", False),
-    )
-}
-
-
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
-
-
-def get_variant(name: str) -> Variant:
-    try:
-        return VARIANTS[name]
-    except KeyError:
-        raise ValueError(f"unknown keras variant {name!r}; choose from {', '.join(VARIANTS)}") from None
 
 
 class KerasFramework:

@@ -8,7 +8,7 @@ import numpy as np
 
 from dlbench import BlockHook, Setup
 from dlbench_keras import pipeline, runtime, tuned
-from dlbench_keras.framework import Variant
+from dlbench_keras.variants import Variant
 from dlbench_keras.models import build_model, trainable_params
 
 

@@ -31,7 +31,7 @@ def run_on_node(job: dict[str, Any]) -> dict[str, Any]:
     import ray
 
     from dlbench.data import task_status
-    from dlbench.running.executors import shipping
+    from dlbench.data import shipping
     from dlbench.machine import identity
     from dlbench.running.launch import run_worker
 

@@ -190,7 +190,7 @@ class RayExecutor:
         """[ObjectRef of the task's arrays] (put once per run), or [] when there is nothing to ship."""
         if task not in self.shipments:
             from dlbench.errors import DataError
-            from dlbench.running.executors.shipping import read_for_shipping
+            from dlbench.data.shipping import read_for_shipping
 
             try:
                 arrays = read_for_shipping(task, self.options.data_dir)
