@@ -198,3 +198,60 @@ def test_threshold_parsing_and_usage_errors(tmp_path):
     with pytest.raises(UsageError, match=f"{tmp_path / 'bad.jsonl'}:2: not valid JSON"):
         run_cli("compare", good, str(tmp_path / "bad.jsonl"))
 
+
+
+# -- one comparability key: machine, thread budget, device, measurement environment (issue 26) ------------------
+EPYC_AVX512 = {"cpu": "AMD EPYC", "cpu_signature": "family 25 model 17 stepping 1", "cores": 2, "memory_gib": 24,
+               "cpu_features": ["avx2", "fma", "avx512f", "avx512_bf16"], "gpu": [], "hostname": "vm"}
+EPYC_AVX2 = {**EPYC_AVX512, "cpu_signature": "family 23 model 49 stepping 0", "cpu_features": ["avx2", "fma"]}
+PINNED = {"name": "dlbench", "allocator": {"MALLOC_MMAP_THRESHOLD_": str(2**30)}, "cpus": [1]}
+
+
+def keyed_set(seed: int, env: dict, threads: int, cnn_speed: float = 1.0) -> list[dict]:
+    records = run_set(seed=seed, cnn_speed=cnn_speed)
+    for record in records:
+        record.update(env=dict(env), threads=threads, worker_environment=dict(PINNED))
+    return records
+
+
+@pytest.mark.parametrize("new_env, new_threads, differs", [
+    (EPYC_AVX512, 1, "threads 2 vs 1"),  # the same machine, another thread budget
+    (EPYC_AVX2, 2, "CPU features avx2 avx512f avx512_bf16 vs avx2"),  # the same model name, another machine
+])
+def test_compare_across_machines_or_budgets_says_what_differs_and_gives_no_verdict(tmp_path, capsys, new_env,
+                                                                                   new_threads, differs):
+    base = write(tmp_path / "base.jsonl", keyed_set(1, EPYC_AVX512, 2))
+    new = write(tmp_path / "new.jsonl", keyed_set(2, new_env, new_threads, cnn_speed=0.5))  # 2x slower: a "regression"
+    result = compare_records(json_lines(base), json_lines(new))
+    assert not result.changes and len(result.incomparable) == 3 and differs in result.differences
+    with pytest.raises(UsageError) as refused:  # the CLI: one line naming what differs and the way out
+        run_cli("compare", base, new)
+    message = str(refused.value)
+    assert "\n" not in message and differs in message and "--across-machines" in message
+    assert run_cli("compare", base, new, "--across-machines") == 1  # asked for: verdicts, the difference said first
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].startswith("ACROSS MACHINES: ") and differs in out.splitlines()[1]
+    assert any(line.startswith("SLOWER: " + SLOWED) for line in out.splitlines())
+
+
+def test_compare_on_one_machine_and_budget_has_no_difference_line(tmp_path, capsys):
+    base = write(tmp_path / "base.jsonl", keyed_set(1, EPYC_AVX512, 1))
+    new = write(tmp_path / "new.jsonl", keyed_set(2, EPYC_AVX512, 1, cnn_speed=0.5))
+    assert run_cli("compare", base, new) == 1
+    out = capsys.readouterr().out
+    assert "MACHINES" not in out and any(line.startswith("SLOWER: " + SLOWED) for line in out.splitlines())
+
+
+def test_a_table_over_two_thread_budgets_keeps_them_apart():
+    from dlbench.report.summary import summarise
+    from dlbench.report.table import comparison_table
+
+    one, two = keyed_set(1, EPYC_AVX512, 1), keyed_set(2, EPYC_AVX512, 2, cnn_speed=1.5)
+    summary = summarise(one + two)
+    assert len(summary) == 6 and set(summary["machine"]) == {"1 thread", "2 threads"}
+    table = comparison_table(one + two)
+    assert table.splitlines()[0].split("|")[1].strip() == "machine" and "no ratio is taken across them" in table
+
+
+def json_lines(path: str) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import dlbench_env, run_dlbench
-from dlbench.machine.identity import kind_of, kind_of_env
+from dlbench.machine.identity import Machine, key_of
 from dlbench.running.executors.placement import HEAD_RESOURCE, Need, Node, pick
 from dlbench.testing.samples import make_record
 from dlbench.report.summary import summarise
@@ -67,22 +67,24 @@ def test_shipped_arrays_give_the_worker_exactly_the_data_it_would_load_itself(tm
 def test_tables_group_by_machine_and_never_divide_across_machines():
     small = {"cpu": "Small CPU", "cores": 2, "gpu": [], "hostname": "a"}
     large = {"cpu": "Large CPU", "cores": 64, "gpu": ["NVIDIA H100 80GB HBM3, 550.54"], "hostname": "b"}
-    assert kind_of_env(large) == "Large CPU x64 + 1x NVIDIA H100 80GB HBM3"
+    large_label = Machine.from_facts(large).label
+    assert large_label == "Large CPU · 64 cores · 1× NVIDIA H100 80GB HBM3"
+    small_label = "Small CPU · 2 cores"
     records = [make_record("pytorch", "cnn", train=1000, noise=0, env=small),
                make_record("keras", "cnn", variant="fit", train=500, noise=0, env=small),
                make_record("pytorch", "cnn", train=9000, noise=0, env=large),
                make_record("keras", "cnn", variant="fit", train=18000, noise=0, env=large)]
-    assert {kind_of(r) for r in records} == {"Small CPU x2", kind_of_env(large)}
+    assert {key_of(r).machine.label for r in records} == {small_label, large_label}
     summary = summarise(records)
-    assert len(summary) == 4 and set(summary["machine"]) == {"Small CPU x2", kind_of_env(large)}
+    assert len(summary) == 4 and set(summary["machine"]) == {small_label, large_label}
     table = comparison_table(records)
     header, _, *rows = table.splitlines()[:4]
     assert header.split("|")[1].strip() == "machine"
     by_machine = {row.split("|")[1].strip(): row for row in rows}
     # speed is relative to the fastest framework on the same machine: 0.50x on both, never 9000/18000-style
-    assert "0.50×" in by_machine["Small CPU x2"] and "1.00×" in by_machine["Small CPU x2"]
-    assert "0.50×" in by_machine[kind_of_env(large)]
-    assert "no ratio is taken across machines" in table
+    assert "0.50×" in by_machine[small_label] and "1.00×" in by_machine[small_label]
+    assert "0.50×" in by_machine[large_label]
+    assert "no ratio is taken across them" in table
     one = comparison_table(records[:2])
     assert "machine" not in one.splitlines()[0]
 
@@ -137,6 +139,6 @@ def test_reports_give_each_machine_its_own_sections(tmp_path):
     records = [make_record("pytorch", "cnn", env=small), make_record("keras", "cnn", variant="fit", env=small),
                make_record("pytorch", "cnn", env=large, train=5000)]
     markdown = (write_report(records, tmp_path / "report") / "report.md").read_text()
-    assert "## digits on Small CPU x2" in markdown and "## digits on Large CPU x64" in markdown
+    assert "## digits on Small CPU · 2 cores" in markdown and "## digits on Large CPU · 64 cores" in markdown
     assert "| machine" in markdown.split("## Overview")[1]
     assert len(list((tmp_path / "report").glob("chart-*-throughput-*.svg"))) == 2  # a chart per machine

@@ -61,6 +61,9 @@ def _add_compare(subparsers: Any) -> None:
                               f"choose from {', '.join(METRICS)}")
     compare.add_argument("--format", "-f", dest="fmt", default="simple", metavar="FMT",
                          help="tabulate format of the table (default simple)")
+    compare.add_argument("--across-machines", action="store_true",
+                         help="give verdicts even where the two sides ran on different machines, thread budgets or "
+                              "measurement environments (refused by default; the difference is printed either way)")
     compare.set_defaults(func=compare_command)
 
 
@@ -160,7 +163,11 @@ def compare_command(args: argparse.Namespace) -> int:
             raise UsageError(f"--metric {metric}: unknown metric; choose from {', '.join(METRICS)}")
     _check_format(args.fmt)
     base, new = read_results([args.base]), read_results([args.new])
-    result = compare_records(base, new, metrics, threshold)
+    result = compare_records(base, new, metrics, threshold, across_machines=args.across_machines)
+    if result.incomparable and not result.changes and not result.not_compared:
+        from dlbench.report.compare import differences_line
+
+        raise UsageError(f"{args.base} and {args.new}: {differences_line(result)}")
     print(format_comparison(result, args.fmt, base_name=str(args.base), new_name=str(args.new)))
     return 1 if result.regressions or result.newly_broken else 0
 

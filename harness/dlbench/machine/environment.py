@@ -7,7 +7,7 @@ fixed, and (local executor) the last CPUs of the budget to itself. Recorded with
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 # Thread knobs set for every worker, whatever its framework, so no framework gets more cores.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -93,3 +93,12 @@ def pinning(threads: int) -> Optional[Callable[[], None]]:
         os.sched_setaffinity(0, cpus)
 
     return pin
+
+
+def describe(cpus: Optional[list[int]], environ: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """The record's ``worker_environment``: what the harness set around the worker (the comparability key reads it).
+
+    ``cpus``: the CPUs the worker was pinned to, None when it was left free.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    return {"name": "dlbench", "allocator": allocator_env(environ), "cpus": cpus}

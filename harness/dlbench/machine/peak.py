@@ -8,15 +8,15 @@ thread budget through the same environment variables every worker gets (a proces
 numpy cannot change its BLAS thread count reliably). GEMM: square float32 matrix products (numpy's BLAS),
 the best call of ~``seconds`` of calls; a ceiling, so the best, not the median. Bandwidth: one-thread
 ``numpy.copyto`` of 64 MiB (beyond the last-level cache), counted as read + write. Results are cached
-per CPU model, core count and thread budget (``$DLBENCH_CACHE/machine/``), keeping the highest value
-seen, because a measurement on a busy machine can only come out low. ``dlbench doctor`` measures again.
+per comparability key (``dlbench.machine.identity``: the machine's identity, the thread budget, the
+allocator; ``$DLBENCH_CACHE/machine/``), keeping the highest value seen, because a measurement on a busy
+machine can only come out low. ``dlbench doctor`` measures again.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -82,11 +82,15 @@ def measure(threads: int, seconds: float = 0.6, timeout: float = 60.0) -> Option
 
 
 def _cache_path(threads: int) -> Path:
+    """One ceiling per comparability key: this machine (identity, not model name), the budget, the CPU."""
     from dlbench.data.cache import cache_dir
-    from dlbench.machine.cpu import cpu_model
+    from dlbench.machine.environment import allocator_env
+    from dlbench.machine.identity import ComparabilityKey, Machine, environment_label
 
-    model = re.sub(r"[^A-Za-z0-9]+", "-", cpu_model()).strip("-")[:60] or "cpu"
-    return cache_dir() / "machine" / f"peak-{model}-{os.cpu_count() or 1}c-{threads}t.json"
+    machine = Machine.here()
+    key = ComparabilityKey(machine, threads, "cpu", environment_label(allocator_env(dict(os.environ)), None,
+                                                                       machine.cores))
+    return cache_dir() / "machine" / f"peak-{key.id}.json"
 
 
 def cached(threads: int) -> Optional[dict[str, Any]]:

@@ -1,21 +1,21 @@
 """Many runs as histories: one per machine and case, each point one run, with the changes found in it.
 
-Runs are grouped by *machine* (CPU model, cores, GPU models, thread budget; never the host name), and a
-history never mixes machines: a number from a 64-core box is not a regression of a laptop. A point is
+Runs are grouped by their comparability key (``dlbench.machine.identity``: the machine with its CPU
+signature and features, cores, memory and GPUs, the thread budget, the device and the measurement
+environment; never the host name), and a history never mixes keys: a number from a 64-core box is not a
+regression of a laptop, nor one from a 2-thread run of a 1-thread one. A point is
 the case's summary in that run, computed by ``table.summarise`` (median over ok repeats, 95% CI over
 repeats or, for one repeat, over timed blocks), so it is the number ``dlbench report`` shows for it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import cached_property
 from typing import Any, Iterable, Optional
 
+from dlbench.machine.identity import ComparabilityKey, key_of
 from dlbench.report import format as f
 from dlbench.publish.privacy import Scrubber, home_users, local_identity
 from dlbench.stats.changepoints import detect_steps, noise_sigma
@@ -33,43 +33,14 @@ _HEAVY_FIELDS = ("fairness", "data", "stderr_tail")
 _HEAVY_METRICS = ("train_blocks", "infer_blocks", "phases_s")
 
 
-@dataclass(frozen=True)
-class Machine:
-    """Where numbers are comparable: the same hardware and the same thread budget."""
-
-    cpu: str
-    cores: int
-    gpus: tuple[str, ...]
-    threads: int
-
-    @cached_property  # asked for 64,000 times in a 500-run publish
-    def id(self) -> str:
-        """A folder name: readable, and unique through a hash of the whole key."""
-        digest = hashlib.sha1(repr((self.cpu, self.cores, self.gpus, self.threads)).encode()).hexdigest()[:8]
-        slug = re.sub(r"[^a-z0-9]+", "-", f"{self.cpu} {self.cores}c {self.threads}t".lower()).strip("-")[:40]
-        return f"{slug or 'machine'}-{digest}"
-
-    @cached_property
-    def label(self) -> str:
-        parts = [self.cpu or "unknown CPU", f"{self.cores} cores", f"{self.threads} thread{'s' * (self.threads != 1)}"]
-        parts += [f"{self.gpus.count(g)}× {g}" for g in dict.fromkeys(self.gpus)]
-        return " · ".join(parts)
-
-
-def hardware(record: dict[str, Any]) -> dict[str, Any]:
-    """Where the case ran: the record's ``machine`` (cluster runs), else its ``env``."""
-    machine = record.get("machine")
-    if isinstance(machine, dict) and machine.get("cpu"):
-        return machine
-    return record.get("env") if isinstance(record.get("env"), dict) else {}
-
-
-def machine_of(record: dict[str, Any]) -> Machine:
-    env = hardware(record)
-    gpus = env.get("gpu") if isinstance(env.get("gpu"), list) else []
-    cores = env.get("cores")
-    return Machine(str(env.get("cpu") or ""), cores if isinstance(cores, int) and not isinstance(cores, bool) else 0,
-                   tuple(str(g).split(",")[0].strip() for g in gpus), int(record["threads"]))
+def machine_key(record: dict[str, Any]) -> tuple:
+    """A cheap stand-in for ``key_of(record)``, to reuse the key of records that share their facts."""
+    env = record.get("env") if isinstance(record.get("env"), dict) else {}
+    state = record.get("machine_state") if isinstance(record.get("machine_state"), dict) else {}
+    return (repr(record.get("machine")), repr({k: env.get(k) for k in ("cpu", "cpu_signature", "cpu_features", "cores",
+                                                                       "memory_gib", "gpu", "gpus")}),
+            record.get("threads"), record.get("device"), repr(record.get("worker_environment")),
+            repr(state.get("allocator")), repr(state.get("affinity")))
 
 
 def versions_of(record: dict[str, Any]) -> dict[str, str]:
@@ -115,7 +86,7 @@ class Run:
     """One run on one machine, as the index lists it."""
 
     run_id: str
-    machine: Machine
+    machine: ComparabilityKey
     time: float = math.inf
     profiles: set[str] = field(default_factory=set)
     versions: dict[str, str] = field(default_factory=dict)  # framework -> version
@@ -152,7 +123,7 @@ class Point:
 class Change:
     """A step the detector found and verified in one metric of one history."""
 
-    machine: str  # Machine.id
+    machine: str  # ComparabilityKey.id
     case: str
     metric: str
     kind: str  # regression | improvement
@@ -169,7 +140,7 @@ class Change:
 
 @dataclass
 class History:
-    machine: Machine
+    machine: ComparabilityKey
     case: str
     keys: dict[str, Any]  # framework, variant, model, task, device, batch_size
     synthetic: bool
@@ -190,7 +161,7 @@ class Collection:
     runs: list[Run]
     histories: dict[tuple[str, str], History]  # (machine id, case id) -> history
     latest: dict[tuple[str, str], dict[str, Any]]  # (machine id, case id) -> summary row of its latest run
-    machines: dict[str, Machine]
+    machines: dict[str, ComparabilityKey]
     duplicates: int = 0
 
     @property
@@ -204,8 +175,8 @@ class Collector:
 
     def __init__(self) -> None:
         self.runs: dict[tuple[str, str], Run] = {}
-        self.machines: dict[str, Machine] = {}
-        self._machine_cache: dict[tuple, Machine] = {}
+        self.machines: dict[str, ComparabilityKey] = {}
+        self._machine_cache: dict[tuple, ComparabilityKey] = {}
         self._seen: set[tuple[str, str, str]] = set()
         self.duplicates = 0
         self.names: set[str] = set()  # host and user names seen, blanked out of published text
@@ -217,11 +188,10 @@ class Collector:
             self.duplicates += 1
             return
         self._seen.add(key)
-        env = hardware(record)
-        cache_key = (repr(env.get("cpu")), repr(env.get("cores")), repr(env.get("gpu")), record["threads"])
+        cache_key = machine_key(record)
         machine = self._machine_cache.get(cache_key)
         if machine is None:
-            machine = self._machine_cache[cache_key] = machine_of(record)
+            machine = self._machine_cache[cache_key] = key_of(record)
             self.machines[machine.id] = machine
         run = self.runs.get((key[0], machine.id))
         if run is None:

@@ -18,7 +18,8 @@ from typing import Any, Optional, Sequence
 
 from dlbench.version import __version__
 from dlbench.report import format as f
-from dlbench.publish.history import SHOWN, TRACKED, Change, Collection, History, Machine, Point, Run
+from dlbench.machine.identity import ComparabilityKey
+from dlbench.publish.history import SHOWN, TRACKED, Change, Collection, History, Point, Run
 from dlbench.publish.linechart import MAX_DOTS, Marker, Series, line_chart
 from dlbench.report.plots import PALETTE
 from dlbench.report.html import CSS, PAGE_META, esc
@@ -51,7 +52,7 @@ def case_slug(case: str) -> str:
     return f"{readable}-{hashlib.sha1(case.encode()).hexdigest()[:6]}"
 
 
-def case_page(machine: Machine, case: str) -> str:
+def case_page(machine: ComparabilityKey, case: str) -> str:
     return f"m/{machine.id}/{case_slug(case)}.html"
 
 
@@ -269,7 +270,7 @@ def render_across(case: str, histories: Sequence[History]) -> str:
     return page(f"{case} on {len(histories)} machines", [("case", case)], [], body, prefix)
 
 
-def render_changes(changes: Sequence[Change], machines: dict[str, Machine], threshold: float) -> str:
+def render_changes(changes: Sequence[Change], machines: dict[str, ComparabilityKey], threshold: float) -> str:
     rows = [[c.date, machines[c.machine].label, Link(c.case, case_page(machines[c.machine], c.case)),
              *_change_cells(c), f"{c.previous_run_id} → {c.run_id}", _versions_text(c)] for c in changes]
     content = (table(["began", "machine", "case", "metric", "kind", "before", "after", "change", "runs",
@@ -350,8 +351,9 @@ def render_index(collection: Collection, threshold: float, keep_hostnames: bool,
                       + '<ul class="notes"><li>Every case at its latest run on that machine.</li></ul>')
             + section("machines", "Machines", table(["machine", "runs", "first run", "last run", "cases", *host],
                                                     machine_rows, numeric=(1, 4))
-                      + '<ul class="notes"><li>A machine is a CPU model, core count, GPU models and thread budget; '
-                        "histories never mix machines.</li></ul>")
+                      + '<ul class="notes"><li>A machine here is a comparability key: the CPU (model, signature, '
+                        "instruction-set features), cores, memory, GPUs, the thread budget, the device and the "
+                        "measurement environment (allocator, pinning); histories never mix them.</li></ul>")
             + section("runs", "Runs", table(["date", "run", "machine", "framework versions", "profile", "cases",
                                              "status", *host], run_rows, numeric=(5,))))
     return page("dlbench benchmark history", facts, nav, body)
@@ -374,5 +376,5 @@ def latest_table(rows: list[dict[str, Any]]) -> str:
     return html_table(grid_table(grid, grouped=True), "overview") + notes_html(grid.notes)
 
 
-def host_list(runs: Sequence[Run], machine: Machine) -> list[str]:
+def host_list(runs: Sequence[Run], machine: ComparabilityKey) -> list[str]:
     return sorted({h for r in runs if r.machine == machine for h in r.hosts})

@@ -6,6 +6,10 @@ t-test on log repeat values puts it beyond the threshold, and Holm's correction 
 the call keeps the chance of any false "faster"/"slower" at most alpha (5%). "same" needs the change's CI
 inside the threshold; anything else is "unclear", with the repeats a side that would decide it. With one
 repeat a side nothing is tested: the verdict is "unclear" and never fails the comparison.
+
+Only like is compared with like: a case whose two sides ran under different comparability keys (another
+machine, thread budget or measurement environment; ``dlbench.machine.identity``) gets no verdict, and the
+comparison says in one line what differs, unless ``across_machines`` asks for verdicts anyway.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
+from dlbench.machine.identity import key_of
 from dlbench.report import format as f
 from dlbench.report.summary import group_cases, metric_blocks, metric_value, record_ci
 from dlbench.stats.decide import Decision, decide, settle
@@ -65,6 +70,9 @@ class Comparison:
     only_new: list[str] = field(default_factory=list)
     not_compared: list[str] = field(default_factory=list)  # a side that did not run ok
     newly_broken: list[str] = field(default_factory=list)  # ok in BASE, not ok in NEW: a regression too
+    incomparable: list[str] = field(default_factory=list)  # run under different keys: no verdict
+    differences: list[str] = field(default_factory=list)  # what differs between the sides' keys, once each
+    across_machines: bool = False
     threshold: float = 0.05
     alpha: float = ALPHA
 
@@ -95,37 +103,29 @@ def significance(base: Evidence, new: Evidence, threshold: float, higher_is_bett
 
 def compare_records(base: Iterable[dict[str, Any]], new: Iterable[dict[str, Any]],
                     metrics: Sequence[str] = DEFAULT_METRICS, threshold: float = 0.05,
-                    alpha: float = ALPHA) -> Comparison:
-    """Compare every case present in both record sets (same case_id) on ``metrics``."""
+                    alpha: float = ALPHA, across_machines: bool = False) -> Comparison:
+    """Compare every case present in both record sets (same case_id) on ``metrics``.
+
+    A case whose sides ran under different comparability keys is listed in ``incomparable`` (with
+    ``differences`` saying what differs) instead of compared, unless ``across_machines``.
+    """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
     base_cases, new_cases = group_cases(base), group_cases(new)
-    result = Comparison(threshold=threshold)
+    result = Comparison(threshold=threshold, across_machines=across_machines)
     result.only_base = [c for c in base_cases if c not in new_cases]
     result.only_new = [c for c in new_cases if c not in base_cases]
     decisions: list[Decision] = []
     for case in (c for c in base_cases if c in new_cases):
         sides = {"BASE": base_cases[case], "NEW": new_cases[case]}
-        broken = [f"{name} {_status(group)}" for name, group in sides.items()
-                  if not any(r["status"] == "ok" for r in group)]
-        if broken:
-            result.not_compared.append(f"{case}: {'; '.join(broken)}")
-            if broken == [f"NEW {_status(sides['NEW'])}"]:
-                result.newly_broken.append(case)
+        if not _comparable(case, sides, result):
             continue
         for metric in metrics:
-            b, n = evidence(sides["BASE"], metric), evidence(sides["NEW"], metric)
-            if b is not None and n is None and metric.startswith("loadgen_"):  # LoadGen: VALID in BASE, not in NEW
-                result.newly_broken.append(f"{case} ({metric}: no LoadGen run VALID in NEW)")
-                continue
-            if b is None or n is None or b.centre == 0:
-                continue
-            relative = n.centre / b.centre - 1
-            decision = significance(b, n, threshold, METRICS[metric], alpha)
-            decisions.append(decision)
-            result.changes.append(Change(case, metric, b.centre, n.centre, relative, decision.verdict,
-                                         decision.test, False))
+            change, decision = _compare_metric(case, metric, sides, threshold, alpha, result)
+            if change is not None:
+                decisions.append(decision)
+                result.changes.append(change)
     settle(decisions, alpha)
     for change, decision in zip(result.changes, decisions):
         change.verdict, change.test, change.ci, change.needs = (decision.verdict, decision.test, decision.ci,
@@ -133,6 +133,40 @@ def compare_records(base: Iterable[dict[str, Any]], new: Iterable[dict[str, Any]
         change.significant = decision.verdict in ("faster", "slower")
     result.alpha = alpha
     return result
+
+
+def _comparable(case: str, sides: dict[str, list[dict[str, Any]]], result: Comparison) -> bool:
+    """Whether a case's sides may be compared: both ran ok, under one key (or across keys when asked)."""
+    broken = [f"{name} {_status(group)}" for name, group in sides.items()
+              if not any(r["status"] == "ok" for r in group)]
+    if broken:
+        result.not_compared.append(f"{case}: {'; '.join(broken)}")
+        if broken == [f"NEW {_status(sides['NEW'])}"]:
+            result.newly_broken.append(case)
+        return False
+    keys = {name: list(dict.fromkeys(key_of(r) for r in group if r["status"] == "ok")) for name, group in sides.items()}
+    differs = [d for b in keys["BASE"] for n in keys["NEW"] for d in b.differences(n)]
+    differs += [f"{name} mixes {len(found)} machines or budgets" for name, found in keys.items() if len(found) > 1]
+    if not differs:
+        return True
+    result.differences += [d for d in dict.fromkeys(differs) if d not in result.differences]
+    if result.across_machines:
+        return True
+    result.incomparable.append(f"{case}: {'; '.join(dict.fromkeys(differs))}")
+    return False
+
+
+def _compare_metric(case: str, metric: str, sides: dict[str, list[dict[str, Any]]], threshold: float, alpha: float,
+                    result: Comparison) -> tuple[Optional[Change], Optional[Decision]]:
+    b, n = evidence(sides["BASE"], metric), evidence(sides["NEW"], metric)
+    if b is not None and n is None and metric.startswith("loadgen_"):  # LoadGen: VALID in BASE, not in NEW
+        result.newly_broken.append(f"{case} ({metric}: no LoadGen run VALID in NEW)")
+        return None, None
+    if b is None or n is None or b.centre == 0:
+        return None, None
+    decision = significance(b, n, threshold, METRICS[metric], alpha)
+    return Change(case, metric, b.centre, n.centre, n.centre / b.centre - 1, decision.verdict, decision.test,
+                  False), decision
 
 
 def _status(group: list[dict[str, Any]]) -> str:
@@ -164,7 +198,10 @@ def format_comparison(result: Comparison, fmt: str = "simple", base_name: str = 
     """The comparison table, a summary line, each regression named, and the cases not compared."""
     from tabulate import tabulate
 
-    lines: list[str] = [f"BASE = {base_name}, NEW = {new_name}", ""]
+    lines: list[str] = [f"BASE = {base_name}, NEW = {new_name}"]
+    if result.differences:
+        lines.append(differences_line(result))
+    lines.append("")
     if result.changes:
         rows = [[c.case, c.metric, _value(c.metric, c.base), _value(c.metric, c.new), f.change(c.change),
                  f.interval(*c.ci, fmt=f.change) if c.ci else f.DASH, c.verdict, c.test] for c in result.changes]
@@ -172,6 +209,8 @@ def format_comparison(result: Comparison, fmt: str = "simple", base_name: str = 
                               tablefmt=fmt,
                               colalign=["left", "left", "right", "right", "right", "right", "left", "left"],
                               disable_numparse=True))
+    elif result.incomparable:
+        lines.append("no case ran under the same machine, thread budget and environment in both files: no verdict")
     else:
         lines.append("no case ran ok in both files: nothing to compare")
     counts = {v: sum(c.verdict == v for c in result.changes) for v in ("faster", "slower", "same", "unclear")}
@@ -190,10 +229,21 @@ def format_comparison(result: Comparison, fmt: str = "simple", base_name: str = 
         lines.append(f"SLOWER: {change.case}: {change.metric} {f.change(change.change)} ({change.test})")
     for case in result.newly_broken:
         lines.append(f"BROKEN: {case}: ran ok in BASE, not in NEW")
-    for title, cases_ in (("only in BASE (not compared)", result.only_base),
+    for title, cases_ in (("measured under different keys (not compared)", result.incomparable),
+                          ("only in BASE (not compared)", result.only_base),
                           ("only in NEW (not compared)", result.only_new),
                           ("did not run ok (not compared)", result.not_compared)):
         if cases_:
             lines.append(f"{title}:")
             lines += [f"  - {case}" for case in cases_]
     return "\n".join(lines)
+
+
+def differences_line(result: Comparison) -> str:
+    """One line: what separates the sides' machines and budgets, and what that means for the verdicts."""
+    what = "; ".join(result.differences)
+    if result.across_machines:
+        return f"ACROSS MACHINES: {what}; verdicts include that difference (--across-machines)"
+    return (f"DIFFERENT MACHINES OR BUDGETS: {what}; no verdict across them "
+            f"(run both on one machine with one budget, or add --across-machines)")
+

@@ -100,15 +100,20 @@ def summarise(records: Iterable[dict[str, Any]]) -> "pd.DataFrame":
 
 
 def summary_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``summarise``'s rows as dicts, without pandas: ``dlbench publish`` summarises thousands of runs."""
-    from dlbench.machine.identity import kind_of
+    """``summarise``'s rows as dicts, without pandas: ``dlbench publish`` summarises thousands of runs.
+
+    Records of one case under different comparability keys (machine, thread budget, device, measurement
+    environment) are never pooled: each key gets its own row, named in ``machine`` by what differs.
+    """
+    from dlbench.machine.identity import key_of, short_labels
 
     records = [r for r in records if not r.get("retried")]  # a crashed attempt that was run again
-    by_machine: dict[tuple[str, str], list[dict[str, Any]]] = {}  # the same case on two machines: two rows
+    by_key: dict[tuple[str, Any], list[dict[str, Any]]] = {}  # the same case under two keys: two rows
     for cid, group in group_cases(records).items():
         for record in group:
-            by_machine.setdefault((cid, kind_of(record)), []).append(record)
-    rows = [{**_summarise_case(cid, group), "machine": machine} for (cid, machine), group in by_machine.items()]
+            by_key.setdefault((cid, key_of(record)), []).append(record)
+    labels = short_labels(key for _, key in by_key)
+    rows = [{**_summarise_case(cid, group), "machine": labels[key]} for (cid, key), group in by_key.items()]
     rows.sort(key=row_order)
     return rows
 

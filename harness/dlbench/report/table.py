@@ -105,8 +105,8 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
     if len(set(labels.values())) > 1:
         grid.notes.append("speed: training samples/s relative to the fastest framework on the row")
     if many_machines:
-        grid.notes.append("machine: the results span several kinds of machine; each row is one machine's, and no "
-                          "ratio is taken across machines")
+        grid.notes.append("machine: the results span several machines, thread budgets or measurement environments "
+                          "(allocator, pinning); each row is one of them, and no ratio is taken across them")
     if any_noisy:
         grid.notes.append("~ noisy: IQR/median above 10% over timed blocks or repeats; differences within that "
                           "spread are not meaningful")

@@ -45,7 +45,7 @@ def schedule(cases: list[Case], repeats: int) -> Iterator[tuple[Case, int]]:
 
 
 def base_record(case: Case, repeat: int, run_id: str, options: RunOptions, environment: dict[str, Any],
-                registry: Registry) -> dict[str, Any]:
+                registry: Registry, worker_environment: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     owner = registry.owner.get(case.framework)
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_id, "case_id": case.id, "repeat": repeat,
@@ -53,6 +53,7 @@ def base_record(case: Case, repeat: int, run_id: str, options: RunOptions, envir
         "profile": options.profile, "status": "skipped", "error": None, "metrics": {},
         "plugin": {"name": owner.name, "dist": owner.dist, "dist_version": owner.dist_version} if owner else {},
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "env": environment,
+        "worker_environment": worker_environment,
     }
 
 
@@ -71,7 +72,7 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
     state = RunState(run_id or new_run_id(), len(todo))
     for case, reason in plan.skipped:
         if (case.id, 0) not in finished:
-            record = base_record(case, 0, state.run_id, options, environment, registry)
+            record = base_record(case, 0, state.run_id, options, environment, registry, executor.worker_environment)
             record.update(status="skipped", error=reason)
             run_dir.append(record)
     timeout = options.case_timeout or get_profile(options.profile).case_timeout_s
@@ -83,7 +84,8 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
     attempts = executor.run([Job(case, repeat) for case, repeat in todo], timeout, run_dir, announce)
     try:
         for attempt in attempts:
-            record = base_record(attempt.job.case, attempt.job.repeat, state.run_id, options, environment, registry)
+            record = base_record(attempt.job.case, attempt.job.repeat, state.run_id, options, environment, registry,
+                                 executor.worker_environment)
             record.update(attempt.record_fields())
             if record["status"] != "ok":
                 record["log"] = str(attempt.log_path)

@@ -60,6 +60,7 @@ Announce = Callable[[Job, str], None]  # (job, where it runs) when an attempt st
 
 class Executor(Protocol):
     name: str
+    worker_environment: dict[str, Any]  # allocator and pinning of its workers (machine.environment.describe)
 
     def run(self, jobs: Sequence[Job], timeout: float, run_dir: "RunDir", announce: Announce) -> Iterator[Finished]:
         """Run every job, yielding each attempt as it ends; KeyboardInterrupt stops what is running."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from dlbench.running.executors.base import Announce, Finished, Job, attempt_log, now_iso
 from dlbench.machine import identity
-from dlbench.machine.environment import pinning
+from dlbench.machine.environment import describe, pinning, worker_cpus
 
 if TYPE_CHECKING:
     from dlbench.running.rundir import RunDir
@@ -20,6 +20,7 @@ class LocalExecutor:
     def __init__(self, options: "RunOptions", environment: dict[str, Any]) -> None:
         self.options = options
         self.machine = identity.facts(environment)
+        self.worker_environment = describe(worker_cpus(options.threads))  # pinned as pinning() pins
 
     def run(self, jobs: Sequence[Job], timeout: float, run_dir: "RunDir", announce: Announce) -> Iterator[Finished]:
         from dlbench.running.launch import run_worker

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from dlbench.errors import UsageError
+from dlbench.machine.environment import describe
 from dlbench.running.executors.base import RETRY_STATUSES, Announce, Finished, Job, attempt_log, now_iso
 from dlbench.running.executors.placement import Need, Node, describe_missing, pick
 
@@ -93,6 +94,7 @@ class RayExecutor:
 
         self.remote = self.ray.remote(max_retries=0)(run_on_node)  # retries are ours: on another node, recorded
         self.env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+        self.worker_environment = describe(None)  # a node runs several cases at once: never pinned
 
     # -- connecting -------------------------------------------------------------------------------------
     def _connect(self) -> None:
