@@ -19,11 +19,17 @@ if TYPE_CHECKING:
 
 
 def add_command(commands: Any) -> None:
-    from dlbench.machine.environment import default_threads
-
-    cores = os.cpu_count() or 1
     run = commands.add_parser("run", help="benchmark frameworks x models x tasks x devices",
                               description="Run benchmark cases, each in a fresh process; print a comparison table.")
+    _add_selection(run)
+    _add_measuring(run)
+    _add_placement(run)
+    _add_output(run)
+    run.add_argument("-v", "--verbose", action="store_true", help="show the workers' own output")
+    run.set_defaults(func=cmd_run)
+
+
+def _add_selection(run: argparse.ArgumentParser) -> None:
     pick = run.add_argument_group("what to run")
     pick.add_argument("--all", action="store_true", help="every installed framework, model, task with data, device")
     pick.add_argument("-f", "--framework", action="append", default=[], metavar="NAME", help="repeatable")
@@ -35,6 +41,12 @@ def add_command(commands: Any) -> None:
     pick.add_argument("--device", default="all", metavar="cpu|gpu|all", help="default: every available device")
     pick.add_argument("--batch-size", action="append", type=int_in("--batch-size", 1, 65536), metavar="N",
                       help="training batch size, repeatable (default 128)")
+
+
+def _add_measuring(run: argparse.ArgumentParser) -> None:
+    from dlbench.machine.environment import default_threads
+
+    cores = os.cpu_count() or 1
     how = run.add_argument_group("how to measure")
     how.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"],
                      help="budget: smoke (seconds), quick (default, ~10 min for --all), full (tutorial epochs)")
@@ -53,6 +65,9 @@ def add_command(commands: Any) -> None:
                      help="seconds before a case is killed (default from the profile)")
     sampling.add_arguments(how)
     loadgen.add_arguments(how)
+
+
+def _add_placement(run: argparse.ArgumentParser) -> None:
     where = run.add_argument_group("where cases run")
     where.add_argument("--executor", default="local", choices=["local", "ray"],
                        help="local: one case at a time here (default); ray: over a Ray cluster (docs/cluster.md)")
@@ -64,14 +79,15 @@ def add_command(commands: Any) -> None:
                        help="let cases share a node while their thread budgets fit its CPUs (default: a node each)")
     where.add_argument("--retries", type=int_in("--retries", 0, 10), default=1,
                        help="run a crashed case again, on another node, up to N times (ray; default 1)")
+
+
+def _add_output(run: argparse.ArgumentParser) -> None:
     out = run.add_argument_group("where results go")
     out.add_argument("--out", metavar="DIR", help="default reports/runs/<timestamp>/")
     out.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
     out.add_argument("--data-dir", metavar="DIR", help="look here first for data sets")
     out.add_argument("--report", action="store_true", help="also write an HTML/markdown report into OUT/report")
     out.add_argument("--format", default="github", help="tabulate format of the final table (default github)")
-    run.add_argument("-v", "--verbose", action="store_true", help="show the workers' own output")
-    run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

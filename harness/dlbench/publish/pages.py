@@ -288,9 +288,8 @@ def render_changes(changes: Sequence[Change], machines: dict[str, ComparabilityK
 
 def render_index(collection: Collection, threshold: float, keep_hostnames: bool, across: bool,
                  latest_tables: dict[str, str]) -> str:
-    runs = collection.runs
-    changes = collection.changes
-    machines = collection.machines
+    """The site's front page: recent changes, the latest results per machine, the machines, the runs."""
+    runs, changes, machines = collection.runs, collection.changes, collection.machines
     times = [r.time for r in runs if r.time]
     facts = [("runs", f"{len(runs)} on {len(machines)} machine(s)"),
              ("cases", str(len({case for _, case in collection.histories}))),
@@ -301,16 +300,35 @@ def render_index(collection: Collection, threshold: float, keep_hostnames: bool,
              ("privacy", "host names kept (--keep-hostnames)" if keep_hostnames
               else "host names, user names and paths left out")]
     nav = [("Recent changes", "#changes"), ("Latest", "#latest"), ("Machines", "#machines"), ("Runs", "#runs")]
+    host = ["hosts"] if keep_hostnames else []
+    body = (section("changes", "Recent changes", _recent_changes(changes, machines))
+            + section("latest", "Latest results", _latest_results(collection, across, latest_tables)
+                      + '<ul class="notes"><li>Every case at its latest run on that machine.</li></ul>')
+            + section("machines", "Machines", table(["machine", "runs", "first run", "last run", "cases", *host],
+                                                    _machine_rows(runs, machines, keep_hostnames), numeric=(1, 4))
+                      + '<ul class="notes"><li>A machine here is a comparability key: the CPU (model, signature, '
+                        "instruction-set features), cores, memory, GPUs, the thread budget, the device and the "
+                        "measurement environment (allocator, pinning); histories never mix them.</li></ul>")
+            + section("runs", "Runs", table(["date", "run", "machine", "framework versions", "profile", "cases",
+                                             "status", *host], _run_rows(runs, keep_hostnames), numeric=(5,))))
+    return page("dlbench benchmark history", facts, nav, body)
+
+
+def _recent_changes(changes: Sequence[Change], machines: dict[str, ComparabilityKey]) -> str:
     recent = changes[:20]
-    change_rows = [[c.date, machines[c.machine].label, Link(c.case, case_page(machines[c.machine], c.case)),
-                    *_change_cells(c), _versions_text(c)] for c in recent]
-    change_html = (table(["began", "machine", "case", "metric", "kind", "before", "after", "change",
-                          "versions changed"], change_rows, numeric=(5, 6, 7),
-                         cell_classes={4: [c.kind for c in recent], 8: ["wide"] * len(recent)})
-                   + (f'<p><a href="changes.html">All {len(changes)} changes</a></p>' if len(changes) > 20 else "")
-                   if recent else '<p class="muted">No regression or improvement found in any history.</p>')
+    if not recent:
+        return '<p class="muted">No regression or improvement found in any history.</p>'
+    rows = [[c.date, machines[c.machine].label, Link(c.case, case_page(machines[c.machine], c.case)),
+             *_change_cells(c), _versions_text(c)] for c in recent]
+    return (table(["began", "machine", "case", "metric", "kind", "before", "after", "change", "versions changed"],
+                  rows, numeric=(5, 6, 7), cell_classes={4: [c.kind for c in recent], 8: ["wide"] * len(recent)})
+            + (f'<p><a href="changes.html">All {len(changes)} changes</a></p>' if len(changes) > 20 else ""))
+
+
+def _latest_results(collection: Collection, across: bool, latest_tables: dict[str, str]) -> str:
+    """Per machine: its latest comparison table, and each case's history in one row."""
     latest = []
-    for machine_id, machine in machines.items():
+    for machine_id, machine in collection.machines.items():
         histories = [h for (m, _), h in collection.histories.items() if m == machine_id]
         if not histories:
             continue
@@ -318,10 +336,9 @@ def render_index(collection: Collection, threshold: float, keep_hostnames: bool,
         for h in sorted(histories, key=lambda h: h.case):
             last = h.points[-1]
             regressions = sum(c.kind == "regression" for c in h.changes)
-            improvements = len(h.changes) - regressions
             row: list[Any] = [Link(h.case, case_page(machine, h.case)), len(h.points), last.date]
             row += [FORMATS[m](last.values[m][0]) if m in last.values else f.DASH for m in (*TRACKED, *SHOWN)]
-            row += [f"{regressions} / {improvements}"]
+            row += [f"{regressions} / {len(h.changes) - regressions}"]
             if across:
                 row.append(Link("machines", across_page(h.case)))
             rows.append(row)
@@ -329,34 +346,31 @@ def render_index(collection: Collection, threshold: float, keep_hostnames: bool,
                    "regressions / improvements"] + (["side by side"] if across else [])
         latest.append(f"<h3>{esc(machine.label)}</h3>{latest_tables.get(machine_id, '')}"
                       f"<h3>History of each case</h3>{table(headers, rows, numeric=(1, 3, 4, 5, 6))}")
-    machine_rows = []
+    return "".join(latest)
+
+
+def _machine_rows(runs: Sequence[Run], machines: dict[str, ComparabilityKey], keep_hostnames: bool) -> list[list]:
+    rows = []
     for machine_id, machine in machines.items():
         own = [r for r in runs if r.machine.id == machine_id]
         row = [machine.label, len(own), own[0].date if own else "", own[-1].date if own else "",
                len({c for r in own for c in r.cases})]
         if keep_hostnames:
             row.append(", ".join(sorted({h for r in own for h in r.hosts})))
-        machine_rows.append(row)
-    run_rows = []
+        rows.append(row)
+    return rows
+
+
+def _run_rows(runs: Sequence[Run], keep_hostnames: bool) -> list[list]:
+    rows = []
     for run in reversed(runs):
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(run.statuses.items()))
         row = [run.date, run.run_id, run.machine.label, ", ".join(f"{k} {v}" for k, v in sorted(run.versions.items())),
                "/".join(sorted(run.profiles)), len(run.cases), statuses]
         if keep_hostnames:
             row.append(", ".join(sorted(run.hosts)))
-        run_rows.append(row)
-    host = ["hosts"] if keep_hostnames else []
-    body = (section("changes", "Recent changes", change_html)
-            + section("latest", "Latest results", "".join(latest)
-                      + '<ul class="notes"><li>Every case at its latest run on that machine.</li></ul>')
-            + section("machines", "Machines", table(["machine", "runs", "first run", "last run", "cases", *host],
-                                                    machine_rows, numeric=(1, 4))
-                      + '<ul class="notes"><li>A machine here is a comparability key: the CPU (model, signature, '
-                        "instruction-set features), cores, memory, GPUs, the thread budget, the device and the "
-                        "measurement environment (allocator, pinning); histories never mix them.</li></ul>")
-            + section("runs", "Runs", table(["date", "run", "machine", "framework versions", "profile", "cases",
-                                             "status", *host], run_rows, numeric=(5,))))
-    return page("dlbench benchmark history", facts, nav, body)
+        rows.append(row)
+    return rows
 
 
 def latest_table(rows: list[dict[str, Any]]) -> str:

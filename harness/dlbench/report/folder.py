@@ -161,51 +161,21 @@ def _figure(chart: Chart, index: int) -> str:
             f"<figcaption>{esc(chart.caption)}</figcaption></figure>")
 
 
+@dataclass
+class _Section:
+    anchor: str
+    nav: str  # its link in the page's navigation ('' for none)
+    html: str
+
+
 def _html(ctx: _Context) -> str:
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     facts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in overview_facts(ctx.records, ctx.sources))
-    nav = ['<a href="#overview">Overview</a>']
-    parts = []
-    grid = ctx.grid
-    parts.append(f'<section id="overview"><h2>Overview</h2>{html_table(grid_table(grid, grouped=True), "overview")}'
-                 f"{notes_html(grid.notes)}</section>")
-    for number, task in enumerate(ctx.tasks, start=1):
-        anchor = f"task-{number}"
-        nav.append(f'<a href="#{anchor}">{esc(task)}</a>')
-        tag = '<span class="tag">synthetic</span>' if ctx.synthetic(task) else ""
-        table = task_table(ctx.task_rows(task), ctx.label_of, ctx.many_devices, ctx.many_batches)
-        chart = ctx.chart_for(task)
-        figure = _figure(chart, ctx.charts.index(chart)) if chart else ""
-        parts.append(f'<section id="{anchor}"><h2>{esc(task)}{tag}</h2>{html_table(table, "summary")}'
-                     f"{notes_html(_task_notes(ctx, task))}{figure}</section>")
-    for chart in ctx.other_charts:
-        anchor = f"chart-{ctx.charts.index(chart)}"
-        nav.append(f'<a href="#{anchor}">{esc(chart.title.split(" ")[0])}</a>')
-        parts.append(f'<section id="{anchor}"><h2>{esc(chart.title)}</h2>'
-                     f"{_figure(chart, ctx.charts.index(chart))}</section>")
-    if not any(c.title.startswith("Accuracy") for c in ctx.charts) and any(r["n_ok"] for r in ctx.rows):
-        parts.append(f'<section id="accuracy"><h2>Accuracy against time-to-accuracy</h2>'
-                     f"{notes_html([NO_TTA])}</section>")
-    device = device_table(ctx.records)
-    if device is not None:
-        nav.append('<a href="#device">Device</a>')
-        parts.append(f'<section id="device"><h2>Device memory, energy and timing</h2>{html_table(device)}'
-                     f"{notes_html(DEVICE_NOTES + not_measured_reasons(ctx.records))}</section>")
-    scenarios = scenario_table(ctx.records)
-    if scenarios is not None:
-        nav.append('<a href="#scenarios">Scenarios</a>')
-        parts.append(f'<section id="scenarios"><h2>MLPerf scenarios (LoadGen)</h2>{html_table(scenarios[0])}'
-                     f"{notes_html(scenarios[1])}</section>")
-    nav.append('<a href="#environment">Environment</a>')
-    parts.append(f'<section id="environment"><h2>Environment</h2>{html_table(environment_table(ctx.records))}'
-                 f"<h3>Fairness profile</h3>{html_table(fairness_table(ctx.records, ctx.label_of))}"
-                 f"{notes_html(['Highlighted: a setting that differs between frameworks.'])}</section>")
-    failures, tails = failures_table(ctx.records)
-    if failures.rows:
-        nav.append('<a href="#not-measured">Not measured</a>')
-        logs = "".join(f"<details><summary>stderr of {esc(row[0])} ({esc(row[1])})</summary><pre>{esc(tail)}</pre>"
-                       f"</details>" for row, tail in zip(failures.rows, tails) if tail)
-        parts.append(f'<section id="not-measured"><h2>Not measured</h2>{html_table(failures)}{logs}</section>')
+    sections = [_overview_section(ctx), *_task_sections(ctx), *_chart_sections(ctx), _device_section(ctx),
+                _scenario_section(ctx), _environment_section(ctx), _failures_section(ctx)]
+    sections = [section for section in sections if section is not None]
+    nav = "".join(f'<a href="#{section.anchor}">{esc(section.nav)}</a>' for section in sections if section.nav)
+    body = "\n".join(f'<section id="{section.anchor}">{section.html}</section>' for section in sections)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -215,14 +185,73 @@ def _html(ctx: _Context) -> str:
 </head>
 <body>
 <header><h1>dlbench report</h1><dl>{facts}</dl></header>
-<nav>{"".join(nav)}</nav>
+<nav>{nav}</nav>
 <main>
-{chr(10).join(parts)}
+{body}
 </main>
 <footer>dlbench {esc(__version__)} · generated {esc(generated)}</footer>
 </body>
 </html>
 """
+
+
+def _overview_section(ctx: _Context) -> _Section:
+    grid = ctx.grid
+    return _Section("overview", "Overview", f"<h2>Overview</h2>{html_table(grid_table(grid, grouped=True), 'overview')}"
+                                            f"{notes_html(grid.notes)}")
+
+
+def _task_sections(ctx: _Context) -> list[_Section]:
+    sections = []
+    for number, task in enumerate(ctx.tasks, start=1):
+        tag = '<span class="tag">synthetic</span>' if ctx.synthetic(task) else ""
+        table = task_table(ctx.task_rows(task), ctx.label_of, ctx.many_devices, ctx.many_batches)
+        chart = ctx.chart_for(task)
+        figure = _figure(chart, ctx.charts.index(chart)) if chart else ""
+        sections.append(_Section(f"task-{number}", task, f"<h2>{esc(task)}{tag}</h2>{html_table(table, 'summary')}"
+                                                         f"{notes_html(_task_notes(ctx, task))}{figure}"))
+    return sections
+
+
+def _chart_sections(ctx: _Context) -> list[_Section]:
+    sections = [_Section(f"chart-{ctx.charts.index(chart)}", chart.title.split(" ")[0],
+                         f"<h2>{esc(chart.title)}</h2>{_figure(chart, ctx.charts.index(chart))}")
+                for chart in ctx.other_charts]
+    if not any(c.title.startswith("Accuracy") for c in ctx.charts) and any(r["n_ok"] for r in ctx.rows):
+        sections.append(_Section("accuracy", "", f"<h2>Accuracy against time-to-accuracy</h2>{notes_html([NO_TTA])}"))
+    return sections
+
+
+def _device_section(ctx: _Context) -> Optional[_Section]:
+    device = device_table(ctx.records)
+    if device is None:
+        return None
+    return _Section("device", "Device", f"<h2>Device memory, energy and timing</h2>{html_table(device)}"
+                                        f"{notes_html(DEVICE_NOTES + not_measured_reasons(ctx.records))}")
+
+
+def _scenario_section(ctx: _Context) -> Optional[_Section]:
+    scenarios = scenario_table(ctx.records)
+    if scenarios is None:
+        return None
+    return _Section("scenarios", "Scenarios", f"<h2>MLPerf scenarios (LoadGen)</h2>{html_table(scenarios[0])}"
+                                              f"{notes_html(scenarios[1])}")
+
+
+def _environment_section(ctx: _Context) -> _Section:
+    return _Section("environment", "Environment",
+                    f"<h2>Environment</h2>{html_table(environment_table(ctx.records))}"
+                    f"<h3>Fairness profile</h3>{html_table(fairness_table(ctx.records, ctx.label_of))}"
+                    f"{notes_html(['Highlighted: a setting that differs between frameworks.'])}")
+
+
+def _failures_section(ctx: _Context) -> Optional[_Section]:
+    failures, tails = failures_table(ctx.records)
+    if not failures.rows:
+        return None
+    logs = "".join(f"<details><summary>stderr of {esc(row[0])} ({esc(row[1])})</summary><pre>{esc(tail)}</pre>"
+                   f"</details>" for row, tail in zip(failures.rows, tails) if tail)
+    return _Section("not-measured", "Not measured", f"<h2>Not measured</h2>{html_table(failures)}{logs}")
 
 
 def _task_notes(ctx: _Context, task: str) -> list[str]:

@@ -4,7 +4,7 @@ marks and notes that say how far each number can be trusted (rows from ``summary
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from dlbench.report import format as f
 from dlbench.report.summary import summarise
@@ -43,20 +43,46 @@ def framework_labels(summary: "pd.DataFrame") -> dict[tuple[str, str], str]:
     return {(fw, v): (fw if len(variants[fw]) == 1 else f"{fw}/{v}") for fw in sorted(variants) for v in variants[fw]}
 
 
+@dataclass
+class _Marks:
+    """Which marks the table used, so that its notes explain exactly those."""
+
+    noisy: bool = False
+    own_order: bool = False
+    over_budget: bool = False
+
+
 def comparison_grid(summary: "pd.DataFrame") -> Grid:
     """One row per task x model (x device x batch when those vary), a column group per framework."""
     labels = framework_labels(summary)
-    many_devices = summary["device"].nunique() > 1
-    many_batches = summary["batch_size"].nunique() > 1
-    many_machines = "machine" in summary and summary["machine"].nunique() > 1  # a row per machine: no ratio across
-    headers = (["machine"] if many_machines else []) + ["task", "model"] + (["device"] if many_devices else []) + \
-        (["batch"] if many_batches else [])
+    varies = {column: column in summary and summary[column].nunique() > 1
+              for column in ("machine", "device", "batch_size")}  # a row per machine: no ratio across them
+    headers = (["machine"] if varies["machine"] else []) + ["task", "model"] + \
+        (["device"] if varies["device"] else []) + (["batch"] if varies["batch_size"] else [])
     key_columns = len(headers)
     for label in dict.fromkeys(labels.values()):
         headers += [f"{label} {column}" for column in FRAMEWORK_COLUMNS]
     grid = Grid(headers, [], ["left"] * key_columns + ["right"] * (len(headers) - key_columns),
                 key_columns=key_columns, labels=list(dict.fromkeys(labels.values())))
+    by_row, synthetic = _rows_by_key(summary, labels, grid)
+    marks = _Marks()
+    for key, cells in by_row.items():
+        machine, task, model, device, batch = key
+        line = ([str(machine)] if varies["machine"] else []) + \
+            [f"{task} (synthetic)" if synthetic[key] else str(task), str(model)]
+        line += ([str(device)] if varies["device"] else []) + ([str(batch)] if varies["batch_size"] else [])
+        speeds = [f.number(c["train_samples_per_s"]) for c in cells.values() if c["n_ok"]]
+        fastest = max((s for s in speeds if s is not None), default=None)
+        for label in dict.fromkeys(labels.values()):
+            line += _framework_cells(cells.get(label), fastest, marks)
+        grid.rows.append(line)
+    _add_notes(grid, labels, varies["machine"], marks, by_row, any(synthetic.values()))
+    return grid
 
+
+def _rows_by_key(summary: "pd.DataFrame", labels: dict[tuple[str, str], str],
+                 grid: Grid) -> tuple[dict[tuple, dict[str, dict[str, Any]]], dict[tuple, bool]]:
+    """Summary rows grouped into table rows (machine, task, model, device, batch) -> framework label -> row."""
     by_row: dict[tuple, dict[str, dict[str, Any]]] = {}
     synthetic: dict[tuple, bool] = {}
     for row in summary.to_dict("records"):
@@ -66,39 +92,34 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
         if row["error"]:
             grid.not_measured.append(f"{row['case_id']}: {row['status'] if not row['n_ok'] else 'partly ok'}"
                                      f" — {row['error']}")
-    any_noisy = own_order = over_budget = False
-    for key, cells in by_row.items():
-        machine, task, model, device, batch = key
-        line = ([str(machine)] if many_machines else []) + \
-            [f"{task} (synthetic)" if synthetic[key] else str(task), str(model)]
-        line += ([str(device)] if many_devices else []) + ([str(batch)] if many_batches else [])
-        speeds = [f.number(c["train_samples_per_s"]) for c in cells.values() if c["n_ok"]]
-        fastest = max((s for s in speeds if s is not None), default=None)
-        for label in dict.fromkeys(labels.values()):
-            cell = cells.get(label)
-            if cell is None:
-                line += [""] * len(FRAMEWORK_COLUMNS)
-                continue
-            if not cell["n_ok"]:
-                line += [str(cell["status"])] + [f.DASH] * (len(FRAMEWORK_COLUMNS) - 1)
-                continue
-            mark = "~" if cell["noisy"] or cell.get("disturbed") else ""
-            any_noisy = any_noisy or bool(cell["noisy"])
-            if str(cell.get("batch_order", "unknown")) not in ("harness", "unknown"):
-                mark, own_order = OWN_ORDER_MARK + mark, True
-            if cell.get("over_thread_budget") is True:
-                mark, over_budget = OVER_BUDGET_MARK + mark, True
-            train = f.number(cell["train_samples_per_s"])
-            relative = train / fastest if train is not None and fastest else None
-            line += [f.percent(cell["accuracy"]),
-                     mark + f.rate(train) if train is not None else f.DASH,
-                     mark + f.rate(cell["infer_samples_per_s"])
-                     if f.number(cell["infer_samples_per_s"]) is not None else f.DASH,
-                     f.ms(cell["latency_p50_ms"]),
-                     peak_cell(cell.get("train_peak_pct")),
-                     f.ratio(relative)]
-        grid.rows.append(line)
+    return by_row, synthetic
 
+
+def _framework_cells(cell: Optional[dict[str, Any]], fastest: Optional[float], marks: _Marks) -> list[str]:
+    """One framework's column group on one row: accuracy, rates with their marks, latency, % peak, speed."""
+    if cell is None:
+        return [""] * len(FRAMEWORK_COLUMNS)
+    if not cell["n_ok"]:
+        return [str(cell["status"])] + [f.DASH] * (len(FRAMEWORK_COLUMNS) - 1)
+    mark = "~" if cell["noisy"] or cell.get("disturbed") else ""
+    marks.noisy = marks.noisy or bool(cell["noisy"])
+    if str(cell.get("batch_order", "unknown")) not in ("harness", "unknown"):
+        mark, marks.own_order = OWN_ORDER_MARK + mark, True
+    if cell.get("over_thread_budget") is True:
+        mark, marks.over_budget = OVER_BUDGET_MARK + mark, True
+    train = f.number(cell["train_samples_per_s"])
+    relative = train / fastest if train is not None and fastest else None
+    return [f.percent(cell["accuracy"]),
+            mark + f.rate(train) if train is not None else f.DASH,
+            mark + f.rate(cell["infer_samples_per_s"]) if f.number(cell["infer_samples_per_s"]) is not None else f.DASH,
+            f.ms(cell["latency_p50_ms"]),
+            peak_cell(cell.get("train_peak_pct")),
+            f.ratio(relative)]
+
+
+def _add_notes(grid: Grid, labels: dict[tuple[str, str], str], many_machines: bool, marks: _Marks,
+               by_row: dict[tuple, dict[str, dict[str, Any]]], any_synthetic: bool) -> None:
+    """The notes under the table: every column, and every mark the table used."""
     grid.notes.append("acc: test accuracy after the training budget; train/s: steady-state training samples/s; "
                       "infer/s: Offline inference samples/s; p50 ms: SingleStream latency at batch 1 (medians "
                       "over repeats)")
@@ -107,21 +128,20 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
     if many_machines:
         grid.notes.append("machine: the results span several machines, thread budgets or measurement environments "
                           "(allocator, pinning); each row is one of them, and no ratio is taken across them")
-    if any_noisy:
+    if marks.noisy:
         grid.notes.append("~ noisy: IQR/median above 10% over timed blocks or repeats; differences within that "
                           "spread are not meaningful")
     grid.notes += legend([row for cells in by_row.values() for row in cells.values()],
                          label=lambda row: f"{row['framework']} {row['model']} on {row['task']}")
-    if own_order:
+    if marks.own_order:
         grid.notes.append(f"{OWN_ORDER_MARK} own order: the plugin drew its own training batches instead of the "
                           "harness's stream, so it did not see the same batches as the others")
-    if over_budget:
+    if marks.over_budget:
         grid.notes.append(f"{OVER_BUDGET_MARK} over budget: the case kept more threads' worth of CPU busy during "
                           "the timed blocks than the thread budget allows, the machine's load divided out "
                           "(metrics.threads_observed.concurrency)")
-    if any(synthetic.values()):
+    if any_synthetic:
         grid.notes.append("(synthetic): generated data; its accuracy says little about real tasks")
-    return grid
 
 
 def comparison_table(records: Iterable[dict[str, Any]], fmt: str = "github") -> str:
