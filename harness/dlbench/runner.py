@@ -46,6 +46,9 @@ class RunOptions:
     inference: str = "own"  # own: dlbench's Offline/SingleStream; loadgen: also MLPerf's LoadGen scenarios
     scenarios: tuple[str, ...] = ()  # LoadGen scenarios (empty: all four)
     latency_bound_ms: Optional[float] = None  # LoadGen Server p99 bound (None: the zoo model's)
+    serve: str = "single"  # LoadGen Server: single (one query at a time) | batched (dlbench.loadgen.batching)
+    max_batch: tuple[int, ...] = ()  # batched: the max batch sizes searched (empty: the default grid)
+    batch_timeout_us: tuple[float, ...] = ()  # batched: the gather timeouts searched (empty: the default grid)
     executor: str = "local"  # where cases run: local | ray (dlbench.executors)
     ray_address: Optional[str] = None
     node_type: Optional[str] = None  # a custom Ray resource every case's node must have
@@ -145,7 +148,8 @@ def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path, 
             "steps": options.steps, "infer_batch_size": options.infer_batch_size, "target": options.target,
             "augment": options.augment, "data_dir": options.data_dir, **options.sampling,
             "inference": options.inference, "scenarios": list(options.scenarios),
-            "latency_bound_ms": options.latency_bound_ms,
+            "latency_bound_ms": options.latency_bound_ms, "serve": options.serve,
+            "max_batch": list(options.max_batch), "batch_timeout_us": list(options.batch_timeout_us),
             "log_dir": str(log_path.parent), "log_name": log_path.stem,  # extra logs (LoadGen's) go beside the log
             **(extra or {})}
     with tempfile.TemporaryDirectory(prefix="dlbench-case-") as tmp:
