@@ -22,7 +22,7 @@ from dlbench.loadgen.consistency import consistency
 from dlbench.loadgen.server import best_point, search_grid
 from dlbench.loadgen.settings import SCENARIOS, Budget, budget_for, loadgen_settings
 from dlbench.loadgen.summary import read_summary, summary_record
-from dlbench.loadgen.sut import GIL_SWITCH_S, Serving, SessionSUT, keep_logs
+from dlbench.loadgen.sut import Serving, SessionSUT, keep_logs
 
 MULTISTREAM_SAMPLES = 8  # mlperf.conf: *.MultiStream.samples_per_query
 EXPECT_FASTER = 0.5  # expected latency told to LoadGen, as a share of the calibrated one (never over-promise)
@@ -148,7 +148,7 @@ def _settings(budget: Budget, bound_ms: float, batch: int, policies: list[ServeP
     return {**budget.describe(), "server_latency_bound_ms": bound_ms, "infer_batch_size": batch,
             "multistream_samples_per_query": MULTISTREAM_SAMPLES, "max_generated": MAX_GENERATED,
             "serve": policies[0].mode, "serve_grid": [p.describe() for p in policies],
-            "offline_window_bytes": window_bytes, "gil_switch_interval_s": GIL_SWITCH_S}
+            "offline_window_bytes": window_bytes}
 
 
 HEADLINES = {"single-stream": {"loadgen_singlestream_latency_p90_ms": "result_latency_ms",
