@@ -8,8 +8,9 @@ budget's number of runs is spent. The answer is the highest target QPS that Load
 no run was VALID the result is INVALID, with LoadGen's reasons, and no QPS at all.
 
 A run that is INVALID because even its fastest query missed the bound, while it kept up with its load,
-stops the search: a lower load cannot make a query faster than the model's service time. So does reaching the floor (1/16 of capacity,
-and no run longer than the profile allows: a run lasts at least min_query_count / QPS seconds).
+stops the search: a lower load cannot make a query faster than the model's service time. So does reaching
+the floor (1/16 of capacity, and no run longer than the profile allows: a run lasts at least
+min_query_count / QPS seconds).
 
 With ``--serve batched`` the search also covers a small grid of serving policies (max batch x timeout,
 ``batching.serve_grid``). The first policy gets the full search; each other one is a challenger that
