@@ -143,7 +143,7 @@ def test_the_grid_search_lets_each_policy_only_try_to_beat_the_best():
     policies = [ServePolicy("batched", m) for m in (128, 32, 8)]
     budget = BUDGETS["quick"]
     points = search_grid(policies, _knee({128: 30_000, 32: 41_000, 8: 12_000}, calls),
-                         lambda p: (100_000.0, 20_000.0), bound_ms=10, budget=budget)
+                         lambda p: (100_000.0, 20_000.0, 1_000.0), bound_ms=10, budget=budget)
     assert calls[0] == (128, 20_000)  # the first policy's full search starts where it is told
     first = [q for m, q in calls if m == 128]
     assert len(first) <= budget.search_runs and points[0].search.best.target_qps <= 30_000
@@ -159,9 +159,21 @@ def test_the_grid_search_lets_each_policy_only_try_to_beat_the_best():
 def test_the_grid_search_stays_within_its_budget_of_runs():
     calls: list[tuple[int, float]] = []
     policies = [ServePolicy("batched", m, t) for t in (0, 1000) for m in (128, 32, 8)]
-    search_grid(policies, _knee({128: 10, 32: 10, 8: 10}, calls), lambda p: (100_000.0, 50_000.0), 10,
+    search_grid(policies, _knee({128: 10, 32: 10, 8: 10}, calls), lambda p: (100_000.0, 50_000.0, 3_000.0), 10,
                 BUDGETS["smoke"])
-    assert len(calls) == BUDGETS["smoke"].grid_runs  # nothing VALID: every policy searched in full, then cut
+    assert len(calls) == BUDGETS["smoke"].grid_runs  # nothing VALID anywhere: cut by the budget
+    assert calls[:5] == [(128, 50_000), (128, 25_000), (128, 12_500), (128, 6_250), (128, 3_120)]  # its 5 runs
+    assert calls[5:] == [(32, 3_120), (8, 3_120), (128, 3_120)]  # where the first failed lowest, not the top again
+
+
+def test_a_policy_searched_before_anything_is_valid_starts_where_the_others_failed():
+    calls: list[tuple[int, float]] = []
+    policies = [ServePolicy("batched", m) for m in (128, 8)]
+    points = search_grid(policies, _knee({128: 10, 8: 7_000}, calls), lambda p: (100_000.0, 40_000.0, 2_000.0),
+                         10, BUDGETS["quick"])
+    assert [q for m, q in calls if m == 128] == [40_000, 20_000, 10_000, 5_000, 2_500]  # to the floor, 2,000
+    assert [q for m, q in calls if m == 8][0] == 2_500 and best_point(points).policy.max_batch == 8
+    assert 0.95 * 7_000 <= best_point(points).search.best.target_qps <= 7_000
 
 
 def test_an_overloaded_run_does_not_end_the_search_as_hopeless():

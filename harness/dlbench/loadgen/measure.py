@@ -179,16 +179,17 @@ def _server(runner: _Scenarios, one_s: float, bound_ms: float, policies: list[Se
                           latency_bound_ms=bound_ms)
 
     single = 1.0 / max(one_s, 1e-6)  # one query at a time: 1 / service time
+    floor = runner.budget.search_floor_qps(single)  # the same lowest QPS for every policy
 
-    def plan(policy: ServePolicy) -> tuple[float, float]:
-        """Capacity and start: one at a time from half its capacity; batched (capacity: full batches back to
-        back) from twice what one at a time can reach, where batching starts to matter, unless that is more
-        than half its capacity (LoadGen's per-query path, not the model, is then the likelier limit)."""
+    def plan(policy: ServePolicy) -> tuple[float, float, float]:
+        """Capacity, start and floor: one at a time from half its capacity; batched (capacity: full batches
+        back to back) from twice what one at a time can reach, where batching starts to matter, unless that
+        is more than half its capacity (LoadGen's per-query path, not the model, is then the likelier limit)."""
         if not policy.batched:
-            return single, single / 2
+            return single, single / 2, floor
         runner.sut(runner.serving("server", policy)).warm_buckets()
         capacity = policy.max_batch / max(runner.time_query(policy.max_batch), 1e-6)
-        return capacity, min(capacity / 2, 2 * single)
+        return capacity, min(capacity / 2, 2 * single), floor
 
     points = search_grid(policies, run_at, plan, bound_ms, runner.budget)
     chosen = best_point(points)

@@ -15,8 +15,8 @@ min_query_count / QPS seconds).
 With ``--serve batched`` the search also covers a small grid of serving policies (max batch x timeout,
 ``batching.serve_grid``). The first policy gets the full search; each other one is a challenger that
 starts just above the best VALID QPS so far (by the precision) and may go no lower: one INVALID run
-there ends it (it cannot beat the best), a VALID one goes on up as above. All runs together stay within
-the budget's ``grid_runs``. The answer is the highest VALID QPS of any policy, reported with the grid.
+there ends it (it cannot beat the best), a VALID one goes on up as above; while nothing is VALID yet, a
+policy starts at the lowest QPS tried so far. All runs together stay within the budget's ``grid_runs``. The answer is the highest VALID QPS of any policy, reported with the grid.
 """
 
 from __future__ import annotations
@@ -147,26 +147,29 @@ class GridPoint:
 
 
 def search_grid(policies: Sequence[Any], run_at: Callable[[Any, float], dict[str, Any]],
-                plan: Callable[[Any], tuple[float, float]], bound_ms: float, budget: Any) -> list[GridPoint]:
+                plan: Callable[[Any], tuple[float, float, float]], bound_ms: float, budget: Any) -> list[GridPoint]:
     """The Server search over serving policies (see the module's docstring); every policy's search, in order.
 
-    ``plan(policy)`` gives the policy's capacity estimate and the QPS its full search starts at; the floor
-    is 1/8 of that start (1/16 of capacity when it starts at half, as one at a time).
+    ``plan(policy)`` gives the policy's capacity estimate, the QPS its full search starts at and its floor.
+    A policy searched while nothing is VALID yet starts at the lowest QPS tried so far, where the ones before
+    it failed, rather than again from the top.
     """
     points: list[GridPoint] = []
     left = budget.grid_runs if len(policies) > 1 else budget.search_runs
     for policy in policies:
         if left <= 0:
             break
-        cap, start = plan(policy)
+        cap, start, floor = plan(policy)
         best = _best_of(points)
+        runs = min(budget.search_runs, left)
         if best is None:  # nothing VALID yet: the full search
-            search = find_peak(lambda qps: run_at(policy, qps), cap, bound_ms, min(budget.search_runs, left),
-                               budget.search_precision, budget.search_floor_qps(2 * start), start_qps=start)
+            tried = [step.target_qps for point in points for step in point.search.steps]
+            search = find_peak(lambda qps: run_at(policy, qps), cap, bound_ms, runs, budget.search_precision,
+                               floor, start_qps=min(tried) if tried else start)
         else:  # a challenger: it must beat the best so far
             above = _round(best.target_qps * (1 + budget.search_precision))
-            search = find_peak(lambda qps: run_at(policy, qps), cap, bound_ms, min(budget.search_runs, left),
-                               budget.search_precision, floor_qps=above, start_qps=above,
+            search = find_peak(lambda qps: run_at(policy, qps), cap, bound_ms, runs, budget.search_precision,
+                               floor_qps=above, start_qps=above,
                                floor_reason=f"the best so far, {best.target_qps:g} QPS, plus the precision: "
                                             "this policy does not beat it")
         points.append(GridPoint(policy, search, cap))
