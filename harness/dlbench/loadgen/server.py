@@ -100,8 +100,10 @@ def find_peak(run_at: Callable[[float], dict[str, Any]], capacity_qps: float, bo
         if search.stopped:
             break
         if search.best is None and nxt < floor:
-            search.stopped = f"INVALID down to {qps:g} QPS; the floor is {floor:.3g} QPS ({floor_reason})"
-            break
+            if _round(floor) in tried or qps <= floor:  # the floor itself was tried
+                search.stopped = f"INVALID down to {qps:g} QPS; the floor is {floor:.3g} QPS ({floor_reason})"
+                break
+            nxt = floor
         nxt = _round(max(floor, nxt))
         if nxt in tried:
             low = search.best.target_qps if search.best else 0.0
