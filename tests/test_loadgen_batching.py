@@ -104,7 +104,8 @@ def test_the_timeout_holds_the_first_query_without_spinning(tmp_path):
 
 
 def test_offline_stages_a_window_then_predicts_it_back_to_back(tmp_path):
-    """What a GPU pays for: one sync after staging a window and one after its predicts, never per batch."""
+    """What a GPU pays for (the accelerator's settings): one sync after staging a window and one after its
+    predicts, never per batch."""
     session = BatchCostSession()
     serving = Serving(16, stage_samples=False, pad_batches=True, window_bytes=16 * 16 * 4 * 4, window_sync=True)
     sut = SessionSUT(lg, session, np.zeros((300, 4, 4, 1), dtype=np.float32), serving, 128)

@@ -41,8 +41,7 @@ class SleepySession:
 def _run(scenario: str, tmp_path: Path, **expect):
     session = SleepySession()
     x = np.zeros((300, 4, 4, 1), dtype=np.float32)
-    serving = Serving(64, stage_samples=scenario in ("single-stream", "server"), pad_batches=scenario == "offline",
-                      window_sync=scenario == "offline")
+    serving = Serving(64, stage_samples=scenario in ("single-stream", "server"), pad_batches=scenario == "offline")
     sut = SessionSUT(lg, session, x, serving, performance_samples=128)
     sut.run(loadgen_settings(lg, scenario, BUDGETS["smoke"], **expect), tmp_path / scenario)
     return session, sut, read_summary(tmp_path / scenario)

@@ -76,7 +76,7 @@ class _Scenarios:
         offline = scenario == "offline"
         return Serving(self.batch_size, stage_samples=scenario in ("single-stream", "server"), pad_batches=offline,
                        policy=policy if scenario == "server" else SINGLE, window_bytes=self.window_bytes,
-                       window_sync=offline, empty=empty)
+                       window_sync=offline and self.window_bytes > 0, empty=empty)
 
     def sut(self, serving: Serving) -> SessionSUT:
         return SessionSUT(self.lg, self.session, self.x, serving, self.budget.performance_samples, self.warmed)

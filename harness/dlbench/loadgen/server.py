@@ -16,7 +16,8 @@ With ``--serve batched`` the search also covers a small grid of serving policies
 ``batching.serve_grid``). The first policy gets the full search; each other one is a challenger that
 starts just above the best VALID QPS so far (by the precision) and may go no lower: one INVALID run
 there ends it (it cannot beat the best), a VALID one goes on up as above; while nothing is VALID yet, a
-policy starts at the lowest QPS tried so far. All runs together stay within the budget's ``grid_runs``. The answer is the highest VALID QPS of any policy, reported with the grid.
+policy starts at the lowest QPS tried so far. All runs together stay within the budget's ``grid_runs``.
+The answer is the highest VALID QPS of any policy, reported with the grid.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def find_peak(run_at: Callable[[float], dict[str, Any]], capacity_qps: float, bo
               floor_reason: str = "1/16 of capacity, or the longest run the profile allows") -> Search:
     """Search the highest VALID target QPS; ``run_at(qps)`` runs LoadGen once and returns its summary record.
 
-    It starts at ``start_qps`` (default: half the capacity) and never goes below ``floor_qps``.
+    It starts at ``start_qps`` (default: half the capacity) and goes no lower than ``floor_qps``, which it
+    tries before it gives up.
     """
     search = Search()
     floor = max(LOWEST_QPS, floor_qps)

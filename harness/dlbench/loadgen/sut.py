@@ -19,12 +19,14 @@ sample library, off the clock, as dlbench's own SingleStream stages its queries;
 uses its staged sample. A gathered batch is taken from the test set and staged on the clock: one
 host-to-device copy and one ``sync`` per batch (its queries are complete only when the device is done),
 never per query. Multi-sample queries (MultiStream's 8, Offline's one big query) are gathered and staged
-per batch on the clock, as MLPerf's reference SUTs do. Offline stages a *window* of batches and syncs
-(the copies are done: staging time), then predicts them back to back and syncs (predict time): the
-framework's share is timed as dlbench's own Offline times it, back-to-back predicts on staged input and
-one sync at the end. On an accelerator a window holds up to ``window_bytes`` of input (a sync drains the
-device's queue, so the fewer the better); on the CPU it is one batch (``sync`` costs nothing there, and a
-batch predicted right after staging is in cache, as dlbench's own reused batch is). Offline's last,
+per batch on the clock, as MLPerf's reference SUTs do. On an accelerator Offline stages a *window* of
+batches (up to ``window_bytes`` of input) and syncs (the copies are done: staging time), then predicts
+them back to back and syncs (predict time): the framework's share is timed as dlbench's own Offline times
+it, back-to-back predicts on staged input and one sync at the end, and a sync, which drains the device's
+queue, comes twice a window, never per batch. On the CPU a window is one batch, staged, predicted and
+synced: a sync costs nothing there for PyTorch and Keras, a batch predicted right after staging is in
+cache as dlbench's own reused batch is, and a sync between staging and predict made JAX's predict alone
+read 1.5-1.7x too fast (its runtime's work moved into the staging time; docs/loadgen.md). Offline's last,
 partial batch is padded with its own samples: a new shape would compile again on LoadGen's clock.
 
 GIL. LoadGen's callbacks need Python's GIL to queue a query. The frameworks release it inside their kernels,
@@ -113,7 +115,7 @@ class Serving:
     pad_batches: bool = False  # Offline: every batch has batch_size rows (no new shape to compile)
     policy: ServePolicy = SINGLE  # single-sample queries: one at a time, or gathered
     window_bytes: int = 0  # Offline: input staged ahead of its predicts (0: one batch)
-    window_sync: bool = False  # Offline: sync after staging a window, so that predict is timed alone
+    window_sync: bool = False  # Offline on an accelerator: sync after staging a window, so predict is timed alone
     empty: bool = False  # answer without staging or predicting: LoadGen's own path
 
 
