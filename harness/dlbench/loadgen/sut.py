@@ -23,10 +23,10 @@ per batch on the clock, as MLPerf's reference SUTs do. On an accelerator Offline
 batches (up to ``window_bytes`` of input) and syncs (the copies are done: staging time), then predicts
 them back to back and syncs (predict time): the framework's share is timed as dlbench's own Offline times
 it, back-to-back predicts on staged input and one sync at the end, and a sync, which drains the device's
-queue, comes twice a window, never per batch. On the CPU a window is one batch, staged, predicted and
-synced: a sync costs nothing there for PyTorch and Keras, a batch predicted right after staging is in
-cache as dlbench's own reused batch is, and a sync between staging and predict made JAX's predict alone
-read 1.5-1.7x too fast (its runtime's work moved into the staging time; docs/loadgen.md). Offline's last,
+queue, comes twice a window, never per batch. On the CPU (and for MultiStream) each batch is staged and
+predicted in turn and the query ends with one sync, as before: a batch predicted right after staging is
+in cache as dlbench's own reused batch is, and syncs between the batches made JAX's predict alone read
+1.5-2.7x too fast (its runtime's work lands in the next staging; docs/loadgen.md). Offline's last,
 partial batch is padded with its own samples: a new shape would compile again on LoadGen's clock.
 
 GIL. LoadGen's callbacks need Python's GIL to queue a query. The frameworks release it inside their kernels,
@@ -114,8 +114,8 @@ class Serving:
     stage_samples: bool  # single-sample queries: stage each loaded sample, off the clock
     pad_batches: bool = False  # Offline: every batch has batch_size rows (no new shape to compile)
     policy: ServePolicy = SINGLE  # single-sample queries: one at a time, or gathered
-    window_bytes: int = 0  # Offline: input staged ahead of its predicts (0: one batch)
-    window_sync: bool = False  # Offline on an accelerator: sync after staging a window, so predict is timed alone
+    window_bytes: int = 0  # Offline on an accelerator: input staged ahead of its predicts
+    window_sync: bool = False  # Offline on an accelerator: windows, synced after staging and after predicting
     empty: bool = False  # answer without staging or predicting: LoadGen's own path
 
 
@@ -299,21 +299,37 @@ class SessionSUT:
             self.times.padded_samples += size - len(piece)
 
     def _answer_query(self, indices: list[int]) -> None:
-        """A multi-sample query (MultiStream, Offline), in batches of ``batch_size``, a window at a time."""
+        """A multi-sample query (MultiStream, Offline), in batches of ``batch_size``: on an accelerator a
+        window at a time; on the CPU each batch staged and predicted in turn, one sync at the end."""
         order = np.asarray(indices, dtype=np.int64)
         batches = [order[start: start + self.batch_size] for start in range(0, len(order), self.batch_size)]
         if self.serving.pad_batches and len(batches[-1]) < self.batch_size:  # repeat the batch's own samples
             batches[-1] = np.resize(batches[-1], self.batch_size)
+        if not self.serving.window_sync:
+            self._answer_in_turn(batches)
+            return
         per_window = max(1, self.serving.window_bytes // max(1, self.x[:1].nbytes * self.batch_size))
         for start in range(0, len(batches), per_window):
             self._answer_window(batches[start: start + per_window])
+
+    def _answer_in_turn(self, batches: Sequence[np.ndarray]) -> None:
+        session = self.session
+        for rows in batches:
+            begin = clock()
+            staged = session.stage(self.x[rows])
+            middle = clock()
+            session.predict(staged)
+            self.times.stage_s += middle - begin
+            self.times.predict_s += clock() - middle
+        begin = clock()
+        session.sync()
+        self.times.predict_s += clock() - begin
 
     def _answer_window(self, batches: Sequence[np.ndarray]) -> None:
         session = self.session
         begin = clock()
         staged = [session.stage(self.x[rows]) for rows in batches]
-        if self.serving.window_sync:
-            session.sync()  # the copies are done: their time is staging, not predict
+        session.sync()  # the copies are done: their time is staging, not predict
         middle = clock()
         for one in staged:
             session.predict(one)
