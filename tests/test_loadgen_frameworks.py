@@ -1,4 +1,6 @@
-"""Every MLPerf scenario through the real LoadGen on both built-in frameworks (softmax on digits, smoke)."""
+"""Every MLPerf scenario through the real LoadGen on both built-in frameworks (softmax on digits, smoke), the
+Server served batched (one grid point, so the search costs what one at a time does; the fixed-service tests
+cover one at a time)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ SCENARIOS = ("single-stream", "multi-stream", "server", "offline")
 def builtin(tmp_path_factory):
     out = tmp_path_factory.mktemp("builtin") / "run"
     process = run_dlbench("run", "-f", "pytorch", "-f", "keras", "-m", "softmax", "-t", "digits", "--profile", "smoke",
-                          "--threads", "1", "--inference", "loadgen", "--out", str(out), timeout=400)
+                          "--threads", "1", "--inference", "loadgen", "--serve", "batched", "--max-batch", "8",
+                          "--batch-timeout-us", "0", "--out", str(out), timeout=400)
     assert process.returncode == 0, process.stderr[-3000:]
     return out, {r["framework"]: r for r in read_records(out)}, process
 
@@ -41,6 +44,10 @@ def test_every_scenario_runs_through_loadgen(builtin, framework):
     assert offline["sut_s"]["queries"] == 1 and offline["samples_per_query"] == offline["sut_s"]["samples"]
     server = details["scenarios"]["server"]
     assert 1 <= len(server["search"]) <= 5 and server["latency_bound_ms"] == 10.0  # the zoo's bound for softmax
+    assert server["serve"] == {"mode": "batched", "max_batch": 8, "batch_timeout_us": 0.0}
+    assert details["settings"]["serve_grid"] == [server["serve"]] and details["settings"]["serve"] == "batched"
+    batches = server["run"]["sut_s"]["batches"]  # the real framework predicted gathered batches of 1 to 8
+    assert sum(batches["histogram"].values()) == batches["calls"] and batches["max_samples"] <= 8
     if server["valid"]:
         assert record["metrics"]["loadgen_server_qps"] == server["target_qps"] > 0
         assert server["run"]["latency_ms"]["p99"] <= 10.0
@@ -69,6 +76,12 @@ def test_offline_and_single_stream_are_checked_against_dlbench_own(builtin, fram
               or abs(single["predict_p50_ms"] - single["own_p50_ms"]) <= check["latency_slack_ms"])
     assert single["agree"] is within  # judged on the framework's share, not on LoadGen's path
     assert check["verdict"].split(" ")[0] in ("agree", "DIFFER")
+    # LoadGen's own path, measured with an empty predict, and the Offline time per sample accounted for
+    assert 0 < single["loadgen_path_p50_ms"] < single["loadgen_p50_ms"]
+    per = check["offline"]["us_per_sample"]
+    assert per["loadgen_path"] > 0 and per["predict"] > 0
+    assert per["unaccounted"] == pytest.approx(per["measured"] - per["predict"] - per["staging"] - per["loadgen_path"])
+    assert check["offline"]["loadgen_path_samples_per_s"] > check["offline"]["loadgen_samples_per_s"]
 
 
 def test_the_run_table_has_a_scenario_section(builtin):

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import run_dlbench
-from dlbench.loadgen.measure import LATENCY_SLACK_MS, TOLERANCE, consistency
+from dlbench.loadgen.consistency import LATENCY_SLACK_MS, TOLERANCE, consistency
 from dlbench.loadgen.server import find_peak
 from dlbench.loadgen.settings import BUDGETS, SCENARIOS, loadgen_settings
 from dlbench.loadgen.summary import parse_summary, read_summary, summary_record
-from dlbench.loadgen.sut import SessionSUT
+from dlbench.loadgen.sut import Serving, SessionSUT
 
 
 class SleepySession:
@@ -41,8 +41,8 @@ class SleepySession:
 def _run(scenario: str, tmp_path: Path, **expect):
     session = SleepySession()
     x = np.zeros((300, 4, 4, 1), dtype=np.float32)
-    sut = SessionSUT(lg, session, x, 64, stage_samples=scenario in ("single-stream", "server"),
-                     performance_samples=128, pad_batches=scenario == "offline")
+    serving = Serving(64, stage_samples=scenario in ("single-stream", "server"), pad_batches=scenario == "offline")
+    sut = SessionSUT(lg, session, x, serving, performance_samples=128)
     sut.run(loadgen_settings(lg, scenario, BUDGETS["smoke"], **expect), tmp_path / scenario)
     return session, sut, read_summary(tmp_path / scenario)
 
@@ -85,7 +85,8 @@ def test_a_failing_predict_lets_loadgen_finish_and_then_raises(tmp_path):
             return super().predict(staged)
 
     session = Failing()
-    sut = SessionSUT(lg, session, np.zeros((50, 2), dtype=np.float32), 8, stage_samples=True, performance_samples=50)
+    sut = SessionSUT(lg, session, np.zeros((50, 2), dtype=np.float32), Serving(8, stage_samples=True),
+                     performance_samples=50)
     with pytest.raises(ValueError, match="predict broke"):
         sut.run(loadgen_settings(lg, "single-stream", BUDGETS["smoke"], expected_latency_s=0.0004), tmp_path)
     assert (tmp_path / "mlperf_log_summary.txt").exists()  # LoadGen's test ran to its end
@@ -214,7 +215,8 @@ def test_the_server_search_never_goes_below_its_floor():
     calls: list[float] = []
     search = find_peak(_queue(1000, 20, calls), capacity_qps=1000, bound_ms=10, runs=10, precision=0.05,
                        floor_qps=100)
-    assert calls == [500, 250, 125] and search.best is None and "INVALID down to 125 QPS" in search.stopped
+    assert calls == [500, 250, 125, 100] and search.best is None  # the floor itself is tried, nothing below
+    assert "INVALID down to 100 QPS" in search.stopped
     assert BUDGETS["quick"].search_floor_qps(1000) == 1000 / 16  # 1/16 of capacity ...
     assert BUDGETS["quick"].search_floor_qps(100) == 1024 / 30  # ... or 1024 queries in at most 30 s
 
@@ -256,12 +258,15 @@ def test_full_profile_uses_mlperf_defaults_and_smoke_is_marked_shortened():
     (["--inference", "loadgen", "--scenario", "burst"], "invalid choice: 'burst'"),
     (["--inference", "mlperf"], "invalid choice: 'mlperf'"),
 ])
-def test_bad_loadgen_options_are_one_line_and_exit_2(args, message, tmp_path):
-    process = run_dlbench("run", "-f", "fake", "-m", "softmax", "-t", "synthetic_images", "--out",
-                          str(tmp_path / "out"), *args, plugins="fake_plugins")
-    assert process.returncode == 2
-    assert process.stderr.count("\n") == 1 and message in process.stderr, process.stderr
-    assert not (tmp_path / "out").exists()
+def test_bad_loadgen_options_are_usage_errors(args, message):
+    """In process (the CLI turns a UsageError into one line and exit code 2: test_loadgen_batching.py runs one)."""
+    from dlbench.cli.main import build_parser
+    from dlbench.errors import UsageError
+    from dlbench.cli.loadgen import apply
+    from dlbench.running.options import RunOptions
+
+    with pytest.raises(UsageError, match=message):
+        apply(build_parser().parse_args(["run", "-f", "fake", *args]), RunOptions())
 
 
 def test_missing_loadgen_is_one_line_naming_the_extra(tmp_path):

@@ -1,11 +1,12 @@
 """A framework whose ``predict`` takes a known, fixed service time: LoadGen's numbers become arithmetic.
 
-Loaded with ``DLBENCH_PLUGINS=fixed_service_plugin``. A call to ``predict`` on a batch of n samples takes
-``CALL_MS + n * SAMPLE_MS`` milliseconds (``FIXED_SERVICE_CALL_MS`` / ``FIXED_SERVICE_SAMPLE_MS`` in the
-environment override them; ``FIXED_SERVICE_FAIL_AFTER=N`` makes every call after the N-th raise), held
-by sleeping most of it and spinning the last fraction of a millisecond so that the time is exact
-without burning a core. With one query served at a time, the Server scenario
-is an M/D/1 queue and its QPS and latency percentiles follow from queueing theory (tests/test_loadgen_server.py).
+Loaded with ``DLBENCH_PLUGINS=fixed_service_plugin``. A call to ``predict`` on a batch of n samples costs
+a + b * n: ``CALL_MS + n * SAMPLE_MS`` milliseconds (``FIXED_SERVICE_CALL_MS`` / ``FIXED_SERVICE_SAMPLE_MS``
+in the environment override them; ``FIXED_SERVICE_FAIL_AFTER=N`` makes every call after the N-th raise),
+held by sleeping most of it and spinning the last fraction of a millisecond so that the time is exact
+without burning a core. With one query served at a time (``--serve single``) the Server scenario is an
+M/D/1 queue and its QPS and latency percentiles follow from queueing theory; with ``--serve batched`` it is a
+batch-service queue whose per-call cost a makes batching pay (tests/test_loadgen_server.py).
 """
 
 from __future__ import annotations

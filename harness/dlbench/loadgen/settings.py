@@ -33,6 +33,7 @@ class Budget:
     search_runs: int  # Server: at most this many LoadGen runs
     search_precision: float  # Server: stop when the lowest invalid QPS is within this of the highest valid
     search_max_run_s: Optional[float] = None  # Server: never try a QPS so low that one run lasts longer
+    grid_runs: int = 0  # Server, --serve batched: at most this many runs over the whole grid of policies
     performance_samples: int = 1024  # samples LoadGen loads (the QSL's performance set; resnet50's 1024)
 
     @property
@@ -57,7 +58,7 @@ class Budget:
                 "min_duration_ms": self.min_duration_ms if self.shortened else "mlperf.conf (600000)",
                 "server_min_query_count": self.server_min_query_count or "mlperf.conf",
                 "server_search_runs": self.search_runs, "server_search_precision": self.search_precision,
-                "server_search_max_run_s": self.search_max_run_s,
+                "server_search_max_run_s": self.search_max_run_s, "server_grid_runs": self.grid_runs,
                 "performance_sample_count": self.performance_samples, "mode": "PerformanceOnly",
                 "config": "mlperf.conf built into LoadGen, model '*' rules"}
 
@@ -66,10 +67,11 @@ BUDGETS: dict[str, Budget] = {
     budget.profile: budget
     for budget in (
         Budget("smoke", min_duration_ms=200, server_min_query_count=662, search_runs=5, search_precision=0.15,
-               search_max_run_s=10.0),
+               search_max_run_s=10.0, grid_runs=8),
         Budget("quick", min_duration_ms=1000, server_min_query_count=1024, search_runs=7, search_precision=0.05,
-               search_max_run_s=30.0),
-        Budget("full", min_duration_ms=None, server_min_query_count=None, search_runs=10, search_precision=0.02),
+               search_max_run_s=30.0, grid_runs=14),
+        Budget("full", min_duration_ms=None, server_min_query_count=None, search_runs=10, search_precision=0.02,
+               grid_runs=20),
     )
 }
 

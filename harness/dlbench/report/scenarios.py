@@ -13,8 +13,9 @@ from dlbench.report.sections import Table
 from dlbench.report.summary import group_cases
 from dlbench.stats.estimators import median
 
-HEADERS = ["task", "model", "framework", "scenario", "result", "QPS", "p50 ms", "p90 ms", "p99 ms", "bound ms",
-           "vs own", "predict vs own"]
+HEADERS = ["task", "model", "framework", "scenario", "serving", "result", "QPS", "p50 ms", "p90 ms", "p99 ms",
+           "bound ms", "vs own", "predict vs own"]
+RESULT = HEADERS.index("result")
 ORDER = ("single-stream", "multi-stream", "server", "offline")
 
 
@@ -41,7 +42,8 @@ def _row(label: str, records: list[dict[str, Any]], scenario: str, notes: list[s
         return None
     results = [d["scenarios"][scenario] for d in details]
     first = records[0]
-    head = [str(first["task"]), str(first["model"]), label, scenario, _verdict(results)]
+    head = [str(first["task"]), str(first["model"]), label, scenario, _serving(results) if scenario == "server"
+            else f.DASH, _verdict(results)]
     valid = [r for r in results if r.get("valid")]
     consistency = [d.get("consistency") or {} for d in details]
     if scenario == "server":
@@ -70,6 +72,27 @@ def _row(label: str, records: list[dict[str, Any]], scenario: str, notes: list[s
         [f.DASH, f.ratio(_mid(c.get("ratio_p50") for c in checks)), _judged(checks, "predict_ratio_p50")]
 
 
+def _serving(results: Sequence[dict[str, Any]]) -> str:
+    """How the Server was served: ``single``, or the chosen max batch and timeout of each repeat's grid search."""
+    labels: list[str] = []
+    for result in results:
+        serve = result.get("serve") or {"mode": "single"}
+        if serve.get("mode") != "batched":
+            label = "single"
+        elif result.get("valid"):
+            label = f"batched <={serve.get('max_batch')}, {f.number(serve.get('batch_timeout_us')) or 0:g} µs"
+        else:
+            label = f"batched, {len(result.get('grid') or [])} tried"
+        if label not in labels:
+            labels.append(label)
+    return "; ".join(labels)
+
+
+def _serve_mode(record: dict[str, Any]) -> str:
+    details = _loadgen(record) or {}
+    return str(((details.get("scenarios") or {}).get("server") or {}).get("serve", {}).get("mode", "single"))
+
+
 def _judged(checks: list[dict[str, Any]], key: str) -> str:
     """The consistency ratio dlbench judges (the framework's own share), ``!`` where a repeat's check failed."""
     if not checks:
@@ -92,23 +115,27 @@ def scenario_table(records: Iterable[dict[str, Any]]) -> Optional[tuple[Table, l
     variants: dict[str, set[str]] = {}
     for group in keyed:
         variants.setdefault(str(group[0]["framework"]), set()).add(str(group[0]["variant"]))
-    table = Table(list(HEADERS), [], numeric=set(range(5, len(HEADERS))))
+    table = Table(list(HEADERS), [], numeric=set(range(RESULT + 1, len(HEADERS))))
     notes: list[str] = []
     for group in keyed:
         fw = str(group[0]["framework"])
         label = fw if len(variants[fw]) == 1 else f"{fw}/{group[0]['variant']}"
         for scenario in ORDER:
-            row = _row(label, group, scenario, notes)
-            if row is not None:
-                table.rows.append(row)
-                table.row_classes.append("" if row[4] == "VALID" else "bad")
+            modes = sorted({_serve_mode(r) for r in group}, reverse=True) if scenario == "server" else [None]
+            for mode in modes:  # single and batched Servers of one case are different systems: one row each
+                row = _row(label, [r for r in group if mode is None or _serve_mode(r) == mode], scenario, notes)
+                if row is not None:
+                    table.rows.append(row)
+                    table.row_classes.append("" if row[RESULT] == "VALID" else "bad")
     details = [d for d in map(_loadgen, records) if d]
     settings = details[0].get("settings") or {}
     versions = sorted({str(d.get("version")) for d in details})
     header = (f"MLPerf scenarios through LoadGen {', '.join(versions)}: {settings.get('note', '')}; "
               f"min duration {settings.get('min_duration_ms')} ms per test, MultiStream "
               f"{settings.get('multistream_samples_per_query', 8)} samples per query, Server p99 under the bound "
-              f"(highest VALID target QPS of a bounded search).")
+              f"(highest VALID target QPS of a bounded search; serving: single answers one query at a time, "
+              f"batched gathers the waiting queries into one predict call of up to the max batch, waiting at most "
+              f"the timeout after the first, and shows the best of its grid).")
     notes.insert(0, header)
     notes.insert(1, "QPS: SingleStream queries/s, Server target QPS, Offline samples/s; p50/p90/p99: latency per "
                     "query; vs own: LoadGen's number over dlbench's own timing of the same session (SingleStream "

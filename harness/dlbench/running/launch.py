@@ -34,7 +34,8 @@ def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path, 
             "steps": options.steps, "infer_batch_size": options.infer_batch_size, "target": options.target,
             "augment": options.augment, "data_dir": options.data_dir, **options.sampling,
             "inference": options.inference, "scenarios": list(options.scenarios),
-            "latency_bound_ms": options.latency_bound_ms,
+            "latency_bound_ms": options.latency_bound_ms, "serve": options.serve,
+            "max_batch": list(options.max_batch), "batch_timeout_us": list(options.batch_timeout_us),
             "log_dir": str(log_path.parent), "log_name": log_path.stem,  # extra logs (LoadGen's) go beside the log
             **(extra or {})}
     with tempfile.TemporaryDirectory(prefix="dlbench-case-") as tmp:

@@ -23,6 +23,9 @@ class RunOptions:
     inference: str = "own"  # own: dlbench's Offline/SingleStream; loadgen: also MLPerf's LoadGen scenarios
     scenarios: tuple[str, ...] = ()  # LoadGen scenarios (empty: all four)
     latency_bound_ms: Optional[float] = None  # LoadGen Server p99 bound (None: the zoo model's)
+    serve: str = "single"  # LoadGen Server: single (one query at a time) | batched (dlbench.loadgen.batching)
+    max_batch: tuple[int, ...] = ()  # batched: the max batch sizes searched (empty: the default grid)
+    batch_timeout_us: tuple[float, ...] = ()  # batched: the gather timeouts searched (empty: the default grid)
     executor: str = "local"  # where cases run: local | ray (dlbench.running.executors)
     ray_address: Optional[str] = None
     node_type: Optional[str] = None  # a custom Ray resource every case's node must have
