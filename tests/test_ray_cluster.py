@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dlbench_env, read_records, run_dlbench
+from conftest import dlbench_env, read_records, run_dlbench, sigint_default
 
 pytest.importorskip("ray")
 
@@ -105,7 +105,7 @@ def _ray_driver(cluster, out: Path, models: tuple[str, ...], steps: int) -> subp
                "--out", str(out), "--executor", "ray", "--ray-address", cluster.address, "--steps", str(steps),
                "-t", "synthetic_images", *[a for m in models for a in ("-m", m)]]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dlbench_env("fake_plugins", **cluster.client_env))
+                            env=dlbench_env("fake_plugins", **cluster.client_env), preexec_fn=sigint_default)
 
 
 # -- the proofs ---------------------------------------------------------------------------------------------

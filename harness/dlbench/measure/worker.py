@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from dlbench.errors import CaseFailed, DataError, UnknownName
+from dlbench.errors import CaseFailed, CaseSkipped, DataError, FrameworkUnavailable, PluginFailed, UnknownName
 from dlbench.plugins.guarded import GuardedSession, plugin_call
 
 DEFAULT_INFER_BATCH = 1024  # batch of the Offline scenario unless --infer-batch-size says otherwise
@@ -50,7 +50,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     setup = Setup(spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
                   threads=case["threads"], batch_size=case["batch_size"], options=case.get("options", {}))
     started = time.perf_counter()
-    session = GuardedSession(plugin_call(plugin, "prepare", framework.prepare, setup), plugin)
+    session = GuardedSession(_prepare(plugin, framework, setup), plugin)
     prepare_s = time.perf_counter() - started
 
     parity_started = time.perf_counter()
@@ -134,6 +134,16 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
     return Measurements(metrics, phases_s)
 
 
+def _prepare(plugin: str, framework: Any, setup: Any) -> Any:
+    """The plugin's session; its FrameworkUnavailable ("cannot run this case here: why") skips the case."""
+    try:
+        return plugin_call(plugin, "prepare", framework.prepare, setup)
+    except PluginFailed as exc:
+        if isinstance(exc.__cause__, FrameworkUnavailable):
+            raise CaseSkipped(f"plugin {plugin} cannot run this case here: {exc.__cause__}") from None
+        raise
+
+
 def _framework(registry: Any, name: str) -> Any:
     try:
         return registry.get(name)
@@ -179,6 +189,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     case = json.loads(case_path.read_text())
     try:
         result = run_case(case)
+    except CaseSkipped as exc:
+        result = {"status": "skipped", "error": str(exc)}
     except CaseFailed as exc:
         if exc.__cause__ is not None:
             import traceback
