@@ -158,8 +158,14 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def run_facts(threads: int, remeasure: bool = False) -> dict[str, Any]:
-    """What every record's ``env`` carries about the machine: ``machine_settings`` (static) and ``peak``."""
+def run_facts(threads: int, remeasure: bool = False, gpu: bool = False) -> dict[str, Any]:
+    """What every record's ``env`` carries about the machine: ``machine_settings`` (static) and ``peak``; with
+    ``gpu`` (the run has GPU cases) also ``gpu_peak``, the GPU's own ceilings per library (machine.gpu_peak)."""
     from dlbench.machine.state import static_facts
 
-    return {"machine_settings": static_facts(), "peak": peak_for_run(threads, remeasure)}
+    facts = {"machine_settings": static_facts(), "peak": peak_for_run(threads, remeasure)}
+    if gpu:
+        from dlbench.machine.gpu_peak import ceilings, installed
+
+        facts["gpu_peak"] = ceilings(installed())
+    return facts

@@ -47,6 +47,11 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     result["data"] = {"pipeline": data.pipeline, "source": data.source, "train": len(data.x_train),
                       "val": len(data.x_val), "test": len(data.x_test), "augment_s": data.augment_s,
                       "synthetic": data.synthetic}
+    sweep = None
+    if case["batch_size"] == "auto":  # the batch where the device works (measure.batch_sweep), then the case at it
+        sweep = _batch_sweep(plugin, framework, spec, data, case)
+        case = {**case, "batch_size": sweep["knee"]}
+        result.update(batch_size=sweep["knee"], batch_size_requested="auto")
     setup = Setup(spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
                   threads=case["threads"], batch_size=case["batch_size"], options=case.get("options", {}))
     started = time.perf_counter()
@@ -66,11 +71,17 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
                "prepare_s": prepare_s,
                "phases_s": {"load": load_s, "prepare": prepare_s, "parity": parity_s, **measured.phases_s},
                "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if sweep is not None:
+        metrics["batch_sweep"] = sweep
     device_peak = session.optional("peak_device_memory_mb")
     if device_peak is not None and metrics.get("peak_device_memory_mb") is None:  # else per phase, in measure
         metrics["peak_device_memory_mb"] = device_peak()
-    result["metrics"] = derive_metrics(metrics, case["batch_size"])
     result["fairness"] = session.describe()
+    from dlbench.measure.roofline import training_bytes_per_sample
+
+    metrics["train_bytes_per_sample"] = training_bytes_per_sample(  # the roofline's x axis (measure.roofline)
+        spec, data.input_shape, case["batch_size"], str(result["fairness"].get("compute_dtype") or "float32"))
+    result["metrics"] = derive_metrics(metrics, case["batch_size"])
     result["status"] = "ok"
     return result
 
@@ -132,6 +143,25 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
         metrics.update(measure_loadgen(session, case, data, metrics))
         phases_s["loadgen"] = _lap(clock)
     return Measurements(metrics, phases_s)
+
+
+def _batch_sweep(plugin: str, framework: Any, spec: Any, data: Any, case: dict[str, Any]) -> dict[str, Any]:
+    """``--batch-size auto``: the knee of training throughput against batch size, from the profile's start."""
+    from dlbench.contract import Setup
+    from dlbench.measure.batch_sweep import sweep
+    from dlbench.measure.profiles import get_profile
+
+    profile = get_profile(case["profile"])
+
+    def make_session(batch: int) -> GuardedSession:
+        return GuardedSession(_prepare(plugin, framework, Setup(
+            spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
+            threads=case["threads"], batch_size=batch, options=case.get("options", {}))), plugin)
+
+    found = sweep(make_session, len(data.x_train), profile.auto_batch_start, profile.sweep_block_s)
+    if found["knee"] is None:
+        raise CaseFailed(f"--batch-size auto: {found['stopped']}")
+    return found
 
 
 def _prepare(plugin: str, framework: Any, setup: Any) -> Any:

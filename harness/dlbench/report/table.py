@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from dlbench.report import format as f
 from dlbench.report.summary import summarise
 from dlbench.report.trust import legend, peak_cell
+from dlbench.results import batch_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +48,7 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
     """One row per task x model (x device x batch when those vary), a column group per framework."""
     labels = framework_labels(summary)
     many_devices = summary["device"].nunique() > 1
-    many_batches = summary["batch_size"].nunique() > 1
+    many_batches = summary["batch_size"].nunique() > 1 or bool(summary["batch_auto"].any())
     many_machines = "machine" in summary and summary["machine"].nunique() > 1  # a row per machine: no ratio across
     headers = (["machine"] if many_machines else []) + ["task", "model"] + (["device"] if many_devices else []) + \
         (["batch"] if many_batches else [])
@@ -60,7 +61,8 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
     by_row: dict[tuple, dict[str, dict[str, Any]]] = {}
     synthetic: dict[tuple, bool] = {}
     for row in summary.to_dict("records"):
-        key = (row.get("machine", ""), row["task"], row["model"], row["device"], row["batch_size"])
+        key = (row.get("machine", ""), row["task"], row["model"], row["device"],
+               batch_label(row["batch_size"], bool(row.get("batch_auto"))))
         by_row.setdefault(key, {})[labels[(str(row["framework"]), str(row["variant"]))]] = row
         synthetic[key] = synthetic.get(key, False) or bool(row["synthetic"])
         if row["error"]:
@@ -95,7 +97,7 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
                      mark + f.rate(cell["infer_samples_per_s"])
                      if f.number(cell["infer_samples_per_s"]) is not None else f.DASH,
                      f.ms(cell["latency_p50_ms"]),
-                     peak_cell(cell.get("train_peak_pct")),
+                     peak_cell(cell.get("train_peak_pct"), str(cell.get("regime") or "")),
                      f.ratio(relative)]
         grid.rows.append(line)
 
@@ -104,6 +106,9 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
                       "over repeats)")
     if len(set(labels.values())) > 1:
         grid.notes.append("speed: training samples/s relative to the fastest framework on the row")
+    if bool(summary["batch_auto"].any()):
+        grid.notes.append("(auto): the batch --batch-size auto chose, the knee of training samples/s against batch "
+                          "size (doubling from 128 until the gain fell under 5%); its curve is in the records")
     if many_machines:
         grid.notes.append("machine: the results span several machines, thread budgets or measurement environments "
                           "(allocator, pinning); each row is one of them, and no ratio is taken across them")
