@@ -140,6 +140,8 @@ _predict = jax.jit(partial(_apply, train=False), static_argnums=0)
 _train_step = jax.jit(_train_step_fn, static_argnums=(0, 1, 2))
 _train_step_donated = jax.jit(_train_step_fn, static_argnums=(0, 1, 2), donate_argnums=3)
 DONATION_GUIDE = "JAX documentation, FAQ 'Buffer donation' (jax.jit donate_argnums)"
+GPU_FLAGS_GUIDE = ("JAX documentation, 'GPU performance tips', code generation flags: --xla_gpu_triton_gemm_any "
+                   "(Triton for any GEMM it supports)")
 
 
 def _init(net: Net, key: Any, x: Any) -> Any:
@@ -226,8 +228,15 @@ class JaxSession:
             else "softmax_cross_entropy_with_integer_labels",
             lstm="own Linen cell: fused glorot kernel, orthogonal recurrent kernel, one bias per gate (Keras')",
             data="whole training set resident on the device; batches gathered by index inside the jitted step",
-            tuning={"donated_buffers": "train step jitted with donate_argnums=state; " + DONATION_GUIDE}
-            if self.setup.variant == "tuned" else None)
+            tuning=self._tuning())
+
+    def _tuning(self) -> Optional[dict[str, str]]:
+        if self.setup.variant != "tuned":
+            return None
+        tuning = {"donated_buffers": "train step jitted with donate_argnums=state; " + DONATION_GUIDE}
+        if self.device.platform == "gpu":
+            tuning["triton_gemm_any"] = "XLA_FLAGS=--xla_gpu_triton_gemm_any=true; " + GPU_FLAGS_GUIDE
+        return tuning
 
     def _labels(self, y: np.ndarray) -> Any:
         return jax.device_put(np.asarray(y, dtype=np.float32 if self.binary else np.int32))
