@@ -61,11 +61,11 @@ def sweep(make_session: Callable[[int], Any], samples: int, start: int, block_s:
           gain: float = GAIN) -> dict[str, Any]:
     """Double the batch from ``start`` (see the module); ``make_session(batch)`` prepares a fresh session.
 
-    Returns {"start", "knee", "curve": [{"batch_size", "train_samples_per_s"}], "stopped", "rule"}; "knee" is
+    Returns {"start", "knee", "curve": [{"batch_size", "train_samples_per_s"}], "stopped", "rule", "seconds"}; "knee" is
     None when even ``start`` ran out of memory. Any other error propagates: the case fails as it would have.
     """
     curve: list[dict[str, Any]] = []
-    knee, knee_rate, stopped, batch = None, 0.0, "", start
+    knee, knee_rate, stopped, batch, began = None, 0.0, "", start, time.perf_counter()
     while True:
         if batch > min(samples, MAX_BATCH):
             stopped = f"batch {batch} is beyond the {samples} training samples" if batch > samples else \
@@ -89,4 +89,4 @@ def sweep(make_session: Callable[[int], Any], samples: int, start: int, block_s:
     return {"start": start, "knee": knee, "curve": curve, "stopped": stopped,
             "rule": f"double the batch from {start} until training samples/s rises by less than {gain:.0%} "
                     "(or memory or the training set runs out); the knee is the last batch whose doubling paid",
-            "block_s": block_s}
+            "block_s": block_s, "seconds": round(time.perf_counter() - began, 3)}
