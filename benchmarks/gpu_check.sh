@@ -17,13 +17,14 @@
 #      keras torch-fit / jax-fit) at batch 128, then at the knee (--batch-size auto), profile gpu;
 #   4. fidelity: dlbench's pytorch and jax cnn and mlp against a plain CUDA loop / a plain jitted loop, training
 #      and inference, at batch 128 and at the knee found in 3 (two-sided 0.95..1.053);
+#      then what one training step launches (benchmarks/launches_per_step.py: eager at 128 and 2048, CUDA graphs);
 #   5. the compiling variants (pytorch compile / tuned: CUDA graphs and fused Adam, jax tuned, keras torch-fit-jit)
 #      at 128 and at the knee, last, as they cost the most fixed time;
 #   6. one summary, written last: OUT/summary.md.
 # OUT (--out, else $OUT, else reports/gpu-check-<time>) receives four files: summary.md, gpu-check.log,
 # results.jsonl (every case) and gpu-check.tar.gz (everything: logs, run folders, report, kit output).
 # On a machine without a usable GPU it says so and runs the same plan on the CPU with the smoke profile and a
-# smaller matrix (mlp; no compiling variant), proving the script and the CPU paths; nothing there is a GPU number.
+# smaller matrix (mlp; no torch.compile variant), proving the script and the CPU paths; nothing there is a GPU number.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
         --wheels) WHEELS=$2; shift 2 ;;
         --data-dir) DATA_DIR=$2; shift 2 ;;
         --budget) BUDGET=$2; shift 2 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -228,10 +229,24 @@ EOF
     tee -a "$LOG" <"$W/fidelity-$framework.txt" | grep -E '^\|' || true
 }
 
+launches() {  # launches PERCENT-MARK: what one eager (and CUDA-graph) training step hands the device
+    local seconds; seconds=$(until_mark "$1")
+    if [ "$seconds" -lt 15 ]; then say "launches per step: not run, the budget is spent"; NOT_RUN+=("launches per step"); return; fi
+    say "launches per step: benchmarks/launches_per_step.py (at most $seconds s)"
+    local models=mlp,cnn,lstm batches=128,2048
+    [ "$DEVICE" = cpu ] && { models=mlp; batches=128; }
+    timeout "$seconds" "$PY" benchmarks/launches_per_step.py --device "$DEVICE" --models "$models" --variants eager \
+        --batch-sizes "$batches" >"$W/launches.txt" 2>&1 || NOT_RUN+=("launches per step (eager): see launches.txt")
+    [ "$DEVICE" = gpu ] && { timeout "$(until_mark "$1")" "$PY" benchmarks/launches_per_step.py --device gpu --models mlp \
+        --variants tuned --batch-sizes 128 >>"$W/launches.txt" 2>&1 || NOT_RUN+=("launches per step (tuned)"); }
+    grep -E '^\|' "$W/launches.txt" | tee -a "$LOG" || true
+}
+
 matrix 128 55 "${PLAIN_VARIANTS[@]}" --batch-size 128
 matrix auto 72 "${PLAIN_VARIANTS[@]}" --batch-size auto
-fidelity pytorch 81
-fidelity jax 89
+fidelity pytorch 80
+fidelity jax 87
+launches 92
 matrix compiled 98 "${COMPILED_VARIANTS[@]}" --batch-size 128 --batch-size auto
 
 # -- 6. one summary, last --------------------------------------------------------------------------------------------
@@ -253,6 +268,8 @@ cat "${RESULTS[@]}" >"$OUTDIR/results.jsonl" 2>/dev/null
         [ -f "$W/fidelity-$framework.txt" ] && { echo; echo "## Fidelity: dlbench $framework / plain loop"; echo;
                                                  grep -E '^\||^\(|^outside|^failed' "$W/fidelity-$framework.txt"; }
     done
+    [ -f "$W/launches.txt" ] && { echo; echo "## What one training step hands the device (launches_per_step.py)"; echo;
+                                  grep -E '^\|' "$W/launches.txt"; }
     echo; echo "## Verdict"; echo
     [ ${#NOT_RUN[@]} -gt 0 ] && { echo "Not run (budget of ${BUDGET} s):"; printf -- '- %s\n' "${NOT_RUN[@]}"; echo; }
     if [ ${#FAILED[@]} -eq 0 ]; then echo "every step that ran passed; ${SECONDS} s in all"; else printf -- '- %s\n' "${FAILED[@]}"; fi
