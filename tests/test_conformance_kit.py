@@ -108,6 +108,7 @@ import time
 import ml_dtypes
 
 import dlbench_numpyfw as example
+from dlbench import FrameworkUnavailable
 from dlbench.hookspecs import hookimpl
 
 
@@ -134,9 +135,11 @@ class Framework(example.NumpyFramework):
     name = "plantedfw"
 
     def variants(self):
-        return ["bf16-output", "hang", "stubborn"]
+        return ["bf16-output", "hang", "stubborn", "refused"]
 
     def prepare(self, setup):
+        if setup.variant == "refused":  # as amp-bf16 on a CPU whose oneDNN has no bfloat16 LSTM
+            raise FrameworkUnavailable("no kernel for this case on this CPU (planted)")
         return {"bf16-output": Bf16OutputSession, "hang": HangingSession,
                 "stubborn": StubbornSession}[setup.variant](setup)
 
@@ -165,6 +168,10 @@ class TestHang(Planted):
     time_limit = 3
 
 
+class TestRefused(Planted):
+    variant = "refused"
+
+
 class TestStubborn(Planted):
     variant = "stubborn"
     time_limit, time_limit_grace = 2, 2
@@ -177,19 +184,22 @@ def _planted_kit(tmp_path, *args: str) -> subprocess.CompletedProcess:
     (tmp_path / "test_planted.py").write_text(textwrap.dedent(PLANTED_SUITES))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     env.pop("DLBENCH_PLUGINS", None)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", *args],
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider", *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_the_kit_fails_a_bfloat16_prediction_and_a_hang_with_the_stack_of_every_thread(tmp_path):
+    """And skips, with the plugin's reason, a case whose prepare() says it cannot run here."""
     pytest.importorskip("ml_dtypes")
     started = time.monotonic()
     done = _planted_kit(tmp_path, "test_planted.py", "-k", "(TestBf16Output and (float32_logits or batch_dimension))"
-                        " or (TestHang and loss_goes_down)")
+                        " or (TestHang and loss_goes_down) or (TestRefused and loss_goes_down)")
     failed = set(re.findall(r"^FAILED test_planted\.py::(\S+)", done.stdout, flags=re.M))
     assert failed == {"TestBf16Output::test_predict_returns_float32_logits[softmax]",
                       "TestHang::test_loss_goes_down[softmax]"}, done.stdout[-4000:]
     assert "1 passed" in done.stdout  # the bfloat16 prediction is still read by the other tests
+    assert "1 skipped" in done.stdout and ("plantedfw/refused cannot run softmax on cpu here: no kernel for this case "
+                                           "on this CPU (planted)") in done.stdout, done.stdout[-3000:]
     assert "predict() of plantedfw/bf16-output returned bfloat16 logits: return them in float32" in done.stdout
     assert "still running after the kit's time limit of 3 s" in done.stdout, done.stdout[-4000:]
     # the stacks of every thread, on the real stderr, naming the hanging call

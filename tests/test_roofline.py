@@ -126,9 +126,11 @@ def test_the_sweep_stops_where_doubling_stops_paying_or_memory_runs_out() -> Non
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_batch_size_auto_runs_at_the_knee_and_records_the_curve(tmp_path: Path) -> None:
+    """amp-bf16: the worker's bfloat16 path too (parity's wider band, the profile's precision; Keras' mixed-bf16
+    runs through the worker in tests/test_gpu_paths.py)."""
     out = tmp_path / "run"
-    done = run_dlbench("run", "-f", "pytorch", "-m", "mlp", "-t", "digits", "--batch-size", "auto", "--profile",
-                       "smoke", "--steps", "8", "--threads", "1", "--out", str(out), timeout=240)
+    done = run_dlbench("run", "-f", "pytorch", "--variant", "amp-bf16", "-m", "mlp", "-t", "digits", "--batch-size",
+                       "auto", "--profile", "smoke", "--steps", "8", "--threads", "1", "--out", str(out), timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     [record] = read_records(out)
     sweep_found = record["metrics"]["batch_sweep"]
@@ -138,9 +140,12 @@ def test_batch_size_auto_runs_at_the_knee_and_records_the_curve(tmp_path: Path) 
     assert batches[0] == 128 and all(b == 2 * a for a, b in zip(batches, batches[1:])) and sweep_found["stopped"]
     assert sweep_found["knee"] in batches and record["metrics"]["train_flops_per_byte"] > 0
     assert f"{record['batch_size']} (auto)" in done.stdout  # the table says which batch it ran
+    fairness = record["fairness"]
+    assert fairness["compute_dtype"] == "bfloat16" and fairness["precision"].startswith("bfloat16")
+    assert fairness["tf32"] == "not applicable on CPU"
     curves = batch_curves([record])
     if len(batches) > 1:
-        assert curves[("digits", "mlp")]["pytorch/eager"][0][0] == 128
+        assert curves[("digits", "mlp")]["pytorch/amp-bf16"][0][0] == 128
         assert batch_curve_svg(curves).startswith("<?xml")
 
 
