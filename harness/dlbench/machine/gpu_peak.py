@@ -134,27 +134,16 @@ def _cache_path(library: str) -> Path:
 
 
 def cached(library: str) -> Optional[dict[str, Any]]:
-    try:
-        facts = json.loads(_cache_path(library).read_text())
-        return facts if isinstance(facts.get("float32_gflops"), (int, float)) else None
-    except (OSError, ValueError, AttributeError):
-        return None
+    from dlbench.machine.peak import read_ceiling
+
+    return read_ceiling(_cache_path(library), "float32_gflops")
 
 
 def remember(library: str, facts: dict[str, Any]) -> dict[str, Any]:
     """Store ``facts`` keeping, field by field, the highest value seen: a busy GPU only measures low."""
-    best = dict(facts)
-    for key, value in (cached(library) or {}).items():
-        if key in FIELDS and (value or 0) > (best.get(key) or 0):
-            best[key] = value
-    path = _cache_path(library)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.with_suffix(".tmp").write_text(json.dumps(best))
-        os.replace(path.with_suffix(".tmp"), path)
-    except OSError:
-        pass
-    return best
+    from dlbench.machine.peak import keep_highest
+
+    return keep_highest(_cache_path(library), facts, FIELDS, cached(library))
 
 
 def installed() -> list[str]:

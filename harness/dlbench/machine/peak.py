@@ -93,23 +93,22 @@ def _cache_path(threads: int) -> Path:
     return cache_dir() / "machine" / f"peak-{key.id}.json"
 
 
-def cached(threads: int) -> Optional[dict[str, Any]]:
+def read_ceiling(path: Path, required: str) -> Optional[dict[str, Any]]:
+    """The cached facts at ``path`` when ``required`` is a number there, else None."""
     try:
-        facts = json.loads(_cache_path(threads).read_text())
-        return facts if isinstance(facts.get("gemm_gflops"), (int, float)) else None
+        facts = json.loads(path.read_text())
+        return facts if isinstance(facts.get(required), (int, float)) else None
     except (OSError, ValueError, AttributeError):
         return None
 
 
-def remember(facts: dict[str, Any]) -> dict[str, Any]:
-    """Store ``facts`` unless the cache already holds a higher ceiling; returns what the cache holds now."""
-    old = cached(facts["threads"])
+def keep_highest(path: Path, facts: dict[str, Any], fields: tuple[str, ...], old: Optional[dict[str, Any]]) -> dict:
+    """Store ``facts`` at ``path``, each of ``fields`` the higher of it and ``old``'s (a busy machine only measures
+    low); returns what the cache holds now."""
     best = dict(facts)
-    if old:
-        for key in ("gemm_gflops", "mem_bandwidth_gbs"):
-            if (old.get(key) or 0) > (best.get(key) or 0):
-                best[key] = old[key]
-    path = _cache_path(facts["threads"])
+    for key in fields:
+        if (old or {}).get(key) and old[key] > (best.get(key) or 0):
+            best[key] = old[key]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -118,6 +117,16 @@ def remember(facts: dict[str, Any]) -> dict[str, Any]:
     except OSError:  # an unwritable cache only means measuring again next run
         pass
     return best
+
+
+def cached(threads: int) -> Optional[dict[str, Any]]:
+    return read_ceiling(_cache_path(threads), "gemm_gflops")
+
+
+def remember(facts: dict[str, Any]) -> dict[str, Any]:
+    """Store ``facts`` unless the cache already holds a higher ceiling; returns what the cache holds now."""
+    return keep_highest(_cache_path(facts["threads"]), facts, ("gemm_gflops", "mem_bandwidth_gbs"),
+                        cached(facts["threads"]))
 
 
 def measure_ceiling(threads: int) -> Optional[dict[str, Any]]:
