@@ -97,6 +97,26 @@ def run_plain(model: str, task: str, steps: int, threads: int, device: str = "cp
             "train_block_median": result["train_block_median_samples_per_s"], **same}
 
 
+def alternate(args: argparse.Namespace, framework: str, model: str, task: str, steps: int, batch: int,
+              failures: list[str]) -> dict[str, list[dict[str, float]]]:
+    """``args.pairs`` pairs of dlbench and the plain loop, A B B A; a failed run is noted and skipped."""
+    runs: dict[str, list[dict[str, float]]] = {"dlbench": [], "plain": []}
+    for pair in range(args.pairs):
+        for side in (("dlbench", "plain") if pair % 2 == 0 else ("plain", "dlbench")):
+            try:
+                result = run_dlbench(model, task, steps, args.threads, args.device, batch, framework) \
+                    if side == "dlbench" else run_plain(model, task, steps, args.threads, args.device, batch,
+                                                        framework)
+            except RunFailed as exc:  # one failed run must not lose an hour of measurements
+                failures.append(str(exc))
+                print(f"  {model:5s} pair {pair + 1} {side:7s} FAILED: {exc}", file=sys.stderr, flush=True)
+                continue
+            runs[side].append(result)
+            print(f"  {model:5s} batch {batch:5d} pair {pair + 1} {side:7s} train {result['train']:10.1f}  "
+                  f"infer {result['infer']:10.1f} samples/s", file=sys.stderr, flush=True)
+    return runs
+
+
 def main(framework: str = "pytorch", cases: dict = CASES, description: str = "") -> int:
     parser = argparse.ArgumentParser(description=description or __doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=4, help="A/B pairs per model, alternating A B B A")
@@ -118,21 +138,7 @@ def main(framework: str = "pytorch", cases: dict = CASES, description: str = "")
         if args.image_task and task != "synthetic_text":
             task = args.image_task
         steps = max(10, int(steps * args.scale * BATCH / batch))  # about the same seconds at every batch
-        runs: dict[str, list[dict[str, float]]] = {"dlbench": [], "plain": []}
-        for pair in range(args.pairs):
-            order = ("dlbench", "plain") if pair % 2 == 0 else ("plain", "dlbench")
-            for side in order:
-                try:
-                    result = run_dlbench(model, task, steps, args.threads, args.device, batch, framework) \
-                        if side == "dlbench" else run_plain(model, task, steps, args.threads, args.device, batch,
-                                                            framework)
-                except RunFailed as exc:  # one failed run must not lose an hour of measurements
-                    failures.append(str(exc))
-                    print(f"  {model:5s} pair {pair + 1} {side:7s} FAILED: {exc}", file=sys.stderr, flush=True)
-                    continue
-                runs[side].append(result)
-                print(f"  {model:5s} batch {batch:5d} pair {pair + 1} {side:7s} train {result['train']:10.1f}  "
-                      f"infer {result['infer']:10.1f} samples/s", file=sys.stderr, flush=True)
+        runs = alternate(args, framework, model, task, steps, batch, failures)
         raw[f"{model}@{batch}"] = {"task": task, "steps": steps, "batch_size": batch, **runs}
         if not runs["dlbench"] or not runs["plain"]:
             continue

@@ -42,7 +42,7 @@ def build(nn, name: str):
     return {"mlp": MLP, "cnn": CNN}[name]()
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted(TASKS))
     parser.add_argument("--steps", type=int, default=300, help="timed training batches")
@@ -52,30 +52,18 @@ def main() -> None:
     parser.add_argument("--infer-seconds", type=float, default=3.0)
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--task", help="data set (default: fashion_mnist)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    os.environ.setdefault("JAX_PLATFORMS", "cuda" if args.device == "gpu" else "cpu")
-    if args.device == "cpu":  # XLA's CPU pools are sized from NPROC when its client is made
-        os.environ.setdefault("NPROC", str(args.threads))
-    import jax
-    import jax.numpy as jnp
+
+def trainer(jax, optax, model, data, bs: int):
+    """``train(steps)`` over per-epoch permutations with one jitted step, and the state it updates."""
     import numpy as np
-    import optax
-    from flax import linen as nn
 
-    jax.config.update("jax_default_matmul_precision", "highest")
-    from dlbench.data import load_task
-
-    task = args.task or TASKS[args.model]
-    data = load_task(task)
-    model = build(nn, args.model)
+    jnp = jax.numpy
     x_train, y_train = jax.device_put(data.x_train), jax.device_put(data.y_train.astype(np.int32))
-    x_test = jax.device_put(data.x_test[:args.infer_batch_size])
     key, init_key = jax.random.split(jax.random.PRNGKey(0))
     params = model.init(init_key, x_train[:1], False)["params"]
     tx = optax.adam(1e-3, eps=1e-7)
-    opt_state = tx.init(params)
-    bs = args.batch_size
 
     @jax.jit
     def train_step(params, opt_state, perm, i, key):
@@ -86,60 +74,86 @@ def main() -> None:
             logits = model.apply({"params": p}, x, True, rngs={"dropout": key})
             return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-        grads = jax.grad(loss)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
+        updates, opt_state = tx.update(jax.grad(loss)(params), opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
-    predict = jax.jit(lambda p, x: model.apply({"params": p}, x, False))
     per_epoch = len(data.x_train) // bs
-    state = {"params": params, "opt": opt_state, "step": 0, "perm": None}
+    state = {"params": params, "opt": tx.init(params), "step": 0, "perm": jnp.arange(len(data.x_train))}
 
     def train(steps: int) -> None:
         for _ in range(steps):
             epoch, i = divmod(state["step"], per_epoch)
-            if i == 0 or state["perm"] is None:
+            if i == 0:
                 state["perm"] = jax.random.permutation(jax.random.fold_in(key, epoch), len(data.x_train))
             state["params"], state["opt"] = train_step(state["params"], state["opt"], state["perm"], i,
                                                        jax.random.fold_in(key, state["step"]))
             state["step"] += 1
 
-    warmup = max(5, args.steps // 10)
+    return train, state
+
+
+def timed_training(jax, train, state, steps: int, bs: int) -> tuple[float, list[float], int]:
+    """(whole-run samples/s, per-block samples/s, warm-up steps): ten blocks, clock read after a device wait."""
+    warmup = max(5, steps // 10)
     train(warmup)
     jax.block_until_ready(state["params"])
-    block = max(1, args.steps // 10)
+    block = max(1, steps // 10)
     ends = [time.perf_counter()]
-    for done in range(0, args.steps, block):
-        train(min(block, args.steps - done))
+    for done in range(0, steps, block):
+        train(min(block, steps - done))
         jax.block_until_ready(state["params"])
         ends.append(time.perf_counter())
-    train_rate = args.steps * bs / (ends[-1] - ends[0])
-    block_rates = [min(block, args.steps - i * block) * bs / (t1 - t0)
-                   for i, (t0, t1) in enumerate(zip(ends, ends[1:]))]
+    rates = [min(block, steps - i * block) * bs / (t1 - t0) for i, (t0, t1) in enumerate(zip(ends, ends[1:]))]
+    return steps * bs / (ends[-1] - ends[0]), rates, warmup
 
-    params = state["params"]
+
+def timed_inference(jax, predict, params, x_test, seconds: float, on_cpu: bool) -> tuple[float, list[float]]:
     for _ in range(5):
         out = predict(params, x_test)
     jax.block_until_ready(out)
     calls, start = 0, time.perf_counter()
-    infer_blocks, block_start, block_calls = [], start, 0
-    while time.perf_counter() - start < args.infer_seconds:
+    blocks, block_start, block_calls = [], start, 0
+    while time.perf_counter() - start < seconds:
         out = predict(params, x_test)
         calls += 1
         block_calls += 1
-        if calls % 64 == 0 or args.device == "cpu":
+        if calls % 64 == 0 or on_cpu:
             jax.block_until_ready(out)  # keep the queue short, so the clock tracks the device
         now = time.perf_counter()
-        if args.device == "cpu" and now - block_start >= 0.1:
-            infer_blocks.append(block_calls * x_test.shape[0] / (now - block_start))
+        if on_cpu and now - block_start >= 0.1:
+            blocks.append(block_calls * x_test.shape[0] / (now - block_start))
             block_start, block_calls = now, 0
     jax.block_until_ready(out)
-    infer_rate = calls * x_test.shape[0] / (time.perf_counter() - start)
+    return calls * x_test.shape[0] / (time.perf_counter() - start), blocks
+
+
+def main() -> None:
+    args = arguments()
+    os.environ.setdefault("JAX_PLATFORMS", "cuda" if args.device == "gpu" else "cpu")
+    if args.device == "cpu":  # XLA's CPU pools are sized from NPROC when its client is made
+        os.environ.setdefault("NPROC", str(args.threads))
+    import jax
+    import optax
+    from flax import linen as nn
+
+    jax.config.update("jax_default_matmul_precision", "highest")
+    from dlbench.data import load_task
+
+    task = args.task or TASKS[args.model]
+    data = load_task(task)
+    model = build(nn, args.model)
+    train, state = trainer(jax, optax, model, data, args.batch_size)
+    train_rate, block_rates, warmup = timed_training(jax, train, state, args.steps, args.batch_size)
+    predict = jax.jit(lambda p, x: model.apply({"params": p}, x, False))
+    x_test = jax.device_put(data.x_test[:args.infer_batch_size])
+    infer_rate, infer_blocks = timed_inference(jax, predict, state["params"], x_test, args.infer_seconds,
+                                               args.device == "cpu")
     print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": train_rate,
                       "train_block_median_samples_per_s": statistics.median(block_rates),
                       "train_blocks": block_rates, "infer_blocks": infer_blocks,
                       "infer_samples_per_s": infer_rate, "steps": args.steps, "warmup": warmup,
-                      "threads": args.threads, "batch_size": bs, "infer_batch_size": int(x_test.shape[0]),
-                      "jax": jax.__version__, "device": args.device}))
+                      "threads": args.threads, "batch_size": args.batch_size,
+                      "infer_batch_size": int(x_test.shape[0]), "jax": jax.__version__, "device": args.device}))
 
 
 if __name__ == "__main__":

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+
+from dlbench.testing.signals import sigint_default  # noqa: F401  (tests import it from here)
 
 TESTS = Path(__file__).resolve().parent
 TEST_PLUGINS = TESTS / "plugins"  # plugin modules loaded by name through DLBENCH_PLUGINS
@@ -32,13 +33,6 @@ def run_dlbench(*args: str, plugins: str = "", timeout: float = 300, cwd: Option
     """`dlbench ARGS` as a user runs it: a real process, real plugins."""
     return subprocess.run([sys.executable, "-m", "dlbench.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=dlbench_env(plugins, **extra), cwd=cwd)
-
-
-def sigint_default() -> None:
-    """``preexec_fn`` for a child a test interrupts: SIGINT's default disposition, so Python installs its
-    KeyboardInterrupt handler. A suite started as a background job (``make test &``, some CI runners) has
-    SIGINT ignored, and a child inherits an ignored signal: it would never see the test's SIGINT."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def read_records(out: Path) -> list[dict[str, Any]]:

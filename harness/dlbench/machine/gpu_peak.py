@@ -134,14 +134,14 @@ def _cache_path(library: str) -> Path:
 
 
 def cached(library: str) -> Optional[dict[str, Any]]:
-    from dlbench.machine.peak import read_ceiling
+    from dlbench.machine.ceilings import read_ceiling
 
     return read_ceiling(_cache_path(library), "float32_gflops")
 
 
 def remember(library: str, facts: dict[str, Any]) -> dict[str, Any]:
     """Store ``facts`` keeping, field by field, the highest value seen: a busy GPU only measures low."""
-    from dlbench.machine.peak import keep_highest
+    from dlbench.machine.ceilings import keep_highest
 
     return keep_highest(_cache_path(library), facts, FIELDS, cached(library))
 

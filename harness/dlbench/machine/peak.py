@@ -93,38 +93,16 @@ def _cache_path(threads: int) -> Path:
     return cache_dir() / "machine" / f"peak-{key.id}.json"
 
 
-def read_ceiling(path: Path, required: str) -> Optional[dict[str, Any]]:
-    """The cached facts at ``path`` when ``required`` is a number there, else None."""
-    try:
-        facts = json.loads(path.read_text())
-        return facts if isinstance(facts.get(required), (int, float)) else None
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def keep_highest(path: Path, facts: dict[str, Any], fields: tuple[str, ...], old: Optional[dict[str, Any]]) -> dict:
-    """Store ``facts`` at ``path``, each of ``fields`` the higher of it and ``old``'s (a busy machine only measures
-    low); returns what the cache holds now."""
-    best = dict(facts)
-    for key in fields:
-        if (old or {}).get(key) and old[key] > (best.get(key) or 0):
-            best[key] = old[key]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(best))
-        os.replace(tmp, path)
-    except OSError:  # an unwritable cache only means measuring again next run
-        pass
-    return best
-
-
 def cached(threads: int) -> Optional[dict[str, Any]]:
+    from dlbench.machine.ceilings import read_ceiling
+
     return read_ceiling(_cache_path(threads), "gemm_gflops")
 
 
 def remember(facts: dict[str, Any]) -> dict[str, Any]:
     """Store ``facts`` unless the cache already holds a higher ceiling; returns what the cache holds now."""
+    from dlbench.machine.ceilings import keep_highest
+
     return keep_highest(_cache_path(facts["threads"]), facts, ("gemm_gflops", "mem_bandwidth_gbs"),
                         cached(facts["threads"]))
 

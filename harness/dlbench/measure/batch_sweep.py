@@ -58,8 +58,9 @@ def rate_at(session: Any, batch_size: int, block_s: float) -> float:
 
 
 def sweep(make_session: Callable[[int], Any], samples: int, start: int, block_s: float,
-          gain: float = GAIN) -> dict[str, Any]:
-    """Double the batch from ``start`` (see the module); ``make_session(batch)`` prepares a fresh session.
+          gain: float = GAIN, collect: Callable[[], Any] = gc.collect) -> dict[str, Any]:
+    """Double the batch from ``start`` (see the module); ``make_session(batch)`` prepares a fresh session, and
+    ``collect`` frees the last one's device buffers (cycles included) before the next is made.
 
     Returns {"start", "knee", "curve": [{"batch_size", "train_samples_per_s"}], "stopped", "rule", "seconds"}; "knee" is
     None when even ``start`` ran out of memory. Any other error propagates: the case fails as it would have.
@@ -80,7 +81,7 @@ def sweep(make_session: Callable[[int], Any], samples: int, start: int, block_s:
             del exc
             break
         finally:
-            gc.collect()  # the last session's device buffers go before the next one's are made
+            collect()  # the last session's device buffers go before the next one's are made
         curve.append({"batch_size": batch, "train_samples_per_s": rate})
         if knee is not None and rate < (1 + gain) * knee_rate:
             stopped = f"batch {batch} trains {rate / knee_rate - 1:+.1%} faster than batch {knee}, under {gain:.0%}"

@@ -50,13 +50,7 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
     many_devices = summary["device"].nunique() > 1
     many_batches = summary["batch_size"].nunique() > 1 or bool(summary["batch_auto"].any())
     many_machines = "machine" in summary and summary["machine"].nunique() > 1  # a row per machine: no ratio across
-    headers = (["machine"] if many_machines else []) + ["task", "model"] + (["device"] if many_devices else []) + \
-        (["batch"] if many_batches else [])
-    key_columns = len(headers)
-    for label in dict.fromkeys(labels.values()):
-        headers += [f"{label} {column}" for column in FRAMEWORK_COLUMNS]
-    grid = Grid(headers, [], ["left"] * key_columns + ["right"] * (len(headers) - key_columns),
-                key_columns=key_columns, labels=list(dict.fromkeys(labels.values())))
+    grid = _empty_grid(labels, many_machines, many_devices, many_batches)
 
     by_row: dict[tuple, dict[str, dict[str, Any]]] = {}
     synthetic: dict[tuple, bool] = {}
@@ -101,32 +95,57 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
                      f.ratio(relative)]
         grid.rows.append(line)
 
-    grid.notes.append("acc: test accuracy after the training budget; train/s: steady-state training samples/s; "
-                      "infer/s: Offline inference samples/s; p50 ms: SingleStream latency at batch 1 (medians "
-                      "over repeats)")
-    if len(set(labels.values())) > 1:
-        grid.notes.append("speed: training samples/s relative to the fastest framework on the row")
-    if bool(summary["batch_auto"].any()):
-        grid.notes.append("(auto): the batch --batch-size auto chose, the knee of training samples/s against batch "
-                          "size (doubling from 128 until the gain fell under 5%); its curve is in the records")
-    if many_machines:
-        grid.notes.append("machine: the results span several machines, thread budgets or measurement environments "
-                          "(allocator, pinning); each row is one of them, and no ratio is taken across them")
-    if any_noisy:
-        grid.notes.append("~ noisy: IQR/median above 10% over timed blocks or repeats; differences within that "
-                          "spread are not meaningful")
+    grid.notes += _column_notes(len(set(labels.values())) > 1, bool(summary["batch_auto"].any()), many_machines,
+                                any_noisy)
     grid.notes += legend([row for cells in by_row.values() for row in cells.values()],
                          label=lambda row: f"{row['framework']} {row['model']} on {row['task']}")
-    if own_order:
-        grid.notes.append(f"{OWN_ORDER_MARK} own order: the plugin drew its own training batches instead of the "
-                          "harness's stream, so it did not see the same batches as the others")
-    if over_budget:
-        grid.notes.append(f"{OVER_BUDGET_MARK} over budget: the case kept more threads' worth of CPU busy during "
-                          "the timed blocks than the thread budget allows, the machine's load divided out "
-                          "(metrics.threads_observed.concurrency)")
-    if any(synthetic.values()):
-        grid.notes.append("(synthetic): generated data; its accuracy says little about real tasks")
+    grid.notes += _mark_notes(own_order, over_budget, any(synthetic.values()))
     return grid
+
+
+def _empty_grid(labels: dict[tuple[str, str], str], many_machines: bool, many_devices: bool,
+                many_batches: bool) -> Grid:
+    """The grid's headers: the key columns that vary, then FRAMEWORK_COLUMNS per framework label."""
+    headers = (["machine"] if many_machines else []) + ["task", "model"] + (["device"] if many_devices else []) + \
+        (["batch"] if many_batches else [])
+    key_columns = len(headers)
+    for label in dict.fromkeys(labels.values()):
+        headers += [f"{label} {column}" for column in FRAMEWORK_COLUMNS]
+    return Grid(headers, [], ["left"] * key_columns + ["right"] * (len(headers) - key_columns),
+                key_columns=key_columns, labels=list(dict.fromkeys(labels.values())))
+
+
+def _column_notes(many_labels: bool, batch_auto: bool, many_machines: bool, any_noisy: bool) -> list[str]:
+    """What the columns and the key columns mean, for the notes under the grid."""
+    notes = ["acc: test accuracy after the training budget; train/s: steady-state training samples/s; "
+             "infer/s: Offline inference samples/s; p50 ms: SingleStream latency at batch 1 (medians over repeats)"]
+    if many_labels:
+        notes.append("speed: training samples/s relative to the fastest framework on the row")
+    if batch_auto:
+        notes.append("(auto): the batch --batch-size auto chose, the knee of training samples/s against batch "
+                     "size (doubling from 128 until the gain fell under 5%); its curve is in the records")
+    if many_machines:
+        notes.append("machine: the results span several machines, thread budgets or measurement environments "
+                     "(allocator, pinning); each row is one of them, and no ratio is taken across them")
+    if any_noisy:
+        notes.append("~ noisy: IQR/median above 10% over timed blocks or repeats; differences within that "
+                     "spread are not meaningful")
+    return notes
+
+
+def _mark_notes(own_order: bool, over_budget: bool, synthetic: bool) -> list[str]:
+    """What the cells' marks mean, for the notes under the grid."""
+    notes = []
+    if own_order:
+        notes.append(f"{OWN_ORDER_MARK} own order: the plugin drew its own training batches instead of the "
+                     "harness's stream, so it did not see the same batches as the others")
+    if over_budget:
+        notes.append(f"{OVER_BUDGET_MARK} over budget: the case kept more threads' worth of CPU busy during "
+                     "the timed blocks than the thread budget allows, the machine's load divided out "
+                     "(metrics.threads_observed.concurrency)")
+    if synthetic:
+        notes.append("(synthetic): generated data; its accuracy says little about real tasks")
+    return notes
 
 
 def comparison_table(records: Iterable[dict[str, Any]], fmt: str = "github") -> str:
