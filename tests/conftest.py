@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 import pytest
 
+from dlbench.testing.signals import sigint_default  # noqa: F401  (tests import it from here)
+
 TESTS = Path(__file__).resolve().parent
 TEST_PLUGINS = TESTS / "plugins"  # plugin modules loaded by name through DLBENCH_PLUGINS
 if str(TEST_PLUGINS) not in sys.path:

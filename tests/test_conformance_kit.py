@@ -12,6 +12,9 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
+
+import pytest
 
 from dlbench.testing.conformance import _gpu_present
 
@@ -67,15 +70,22 @@ class TestBroken(FrameworkConformance):
 '''
 
 
-def test_the_kit_fails_a_broken_plugin_on_exactly_its_faults(tmp_path):
+def _kit_on(tmp_path, plugin: str, plugin_source: str, suite_source: str, *args: str, timeout: float = 600):
+    """pytest on ``suite_source`` against the guide's numpy plugin extended by ``plugin_source`` (module ``plugin``),
+    loaded the way an author develops one: through DLBENCH_PLUGINS, nothing installed."""
     (tmp_path / "dlbench_numpyfw.py").write_text(guide_files()["dlbench_numpyfw.py"])
-    (tmp_path / "broken_numpyfw.py").write_text(textwrap.dedent(BROKEN))
-    (tmp_path / "test_broken.py").write_text(textwrap.dedent(SUITE))
+    (tmp_path / f"{plugin}.py").write_text(textwrap.dedent(plugin_source))
+    (tmp_path / f"test_{plugin}.py").write_text(textwrap.dedent(suite_source))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     env.pop("DLBENCH_PLUGINS", None)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", "test_broken.py"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    failed = set(re.findall(r"^FAILED test_broken\.py::TestBroken::(\S+)", done.stdout, flags=re.M))
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider",
+                           f"test_{plugin}.py", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_the_kit_fails_a_broken_plugin_on_exactly_its_faults(tmp_path):
+    done = _kit_on(tmp_path, "broken_numpyfw", BROKEN, SUITE)
+    failed = set(re.findall(r"^FAILED test_broken_numpyfw\.py::TestBroken::(\S+)", done.stdout, flags=re.M))
     expected = {"test_param_count_equals_the_spec[softmax]", "test_hook_is_called_every_block[softmax]",
                 "test_predict_keeps_the_batch_dimension[softmax]", "test_never_reads_the_clock[softmax]",
                 "test_describe_says_how_threads_were_set", "test_runs_in_the_real_worker",
@@ -97,3 +107,109 @@ def test_the_kit_fails_a_broken_plugin_on_exactly_its_faults(tmp_path):
     for budget in (1, 2):
         assert (f"the run with --threads {budget} did not end ok: parity: plugin broken_numpyfw built softmax with "
                 "7,851 trainable parameters") in done.stdout, done.stdout[-6000:]
+
+
+PLANTED = '''
+import time
+
+import ml_dtypes
+
+import dlbench_numpyfw as example
+from dlbench import FrameworkUnavailable
+from dlbench.hookspecs import hookimpl
+
+
+class Bf16OutputSession(example.NumpySession):
+    def predict(self, staged):
+        return super().predict(staged).astype(ml_dtypes.bfloat16)  # as amp-bf16's logits were on the first GPU run
+
+
+class HangingSession(example.NumpySession):
+    def train(self, steps, hook=None):
+        time.sleep(3600)  # a deadlock, as far as the kit can tell
+
+
+class StubbornSession(example.NumpySession):
+    def train(self, steps, hook=None):
+        while True:  # swallows the kit's failure, as a native call that never returns would never see it
+            try:
+                time.sleep(3600)
+            except BaseException:
+                pass
+
+
+class Framework(example.NumpyFramework):
+    name = "plantedfw"
+
+    def variants(self):
+        return ["bf16-output", "hang", "stubborn", "refused"]
+
+    def prepare(self, setup):
+        if setup.variant == "refused":  # as amp-bf16 on a CPU whose oneDNN has no bfloat16 LSTM
+            raise FrameworkUnavailable("no kernel for this case on this CPU (planted)")
+        return {"bf16-output": Bf16OutputSession, "hang": HangingSession,
+                "stubborn": StubbornSession}[setup.variant](setup)
+
+
+@hookimpl
+def dlbench_register_frameworks(register):
+    register(Framework())
+'''
+
+PLANTED_SUITES = '''
+from dlbench.testing import FrameworkConformance
+
+
+class Planted(FrameworkConformance):
+    framework = "plantedfw"
+    plugin_module = "planted_numpyfw"
+    models = ["softmax"]
+
+
+class TestBf16Output(Planted):
+    variant = "bf16-output"
+
+
+class TestHang(Planted):
+    variant = "hang"
+    time_limit = 3
+
+
+class TestRefused(Planted):
+    variant = "refused"
+
+
+class TestStubborn(Planted):
+    variant = "stubborn"
+    time_limit, time_limit_grace = 2, 2
+'''
+
+
+def _planted_kit(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    return _kit_on(tmp_path, "planted_numpyfw", PLANTED, PLANTED_SUITES, *args, timeout=120)
+
+
+def test_the_kit_fails_a_bfloat16_prediction_and_a_hang_with_the_stack_of_every_thread(tmp_path):
+    """And skips, with the plugin's reason, a case whose prepare() says it cannot run here."""
+    pytest.importorskip("ml_dtypes")
+    started = time.monotonic()
+    done = _planted_kit(tmp_path, "-k", "(TestBf16Output and (float32_logits or batch_dimension))"
+                        " or (TestHang and loss_goes_down) or (TestRefused and loss_goes_down)")
+    failed = set(re.findall(r"^FAILED test_planted_numpyfw\.py::(\S+)", done.stdout, flags=re.M))
+    assert failed == {"TestBf16Output::test_predict_returns_float32_logits[softmax]",
+                      "TestHang::test_loss_goes_down[softmax]"}, done.stdout[-4000:]
+    assert "1 passed" in done.stdout  # the bfloat16 prediction is still read by the other tests
+    assert "1 skipped" in done.stdout and ("plantedfw/refused cannot run softmax on cpu here: no kernel for this case "
+                                           "on this CPU (planted)") in done.stdout, done.stdout[-3000:]
+    assert "predict() of plantedfw/bf16-output returned bfloat16 logits: return them in float32" in done.stdout
+    assert "still running after the kit's time limit of 3 s" in done.stdout, done.stdout[-4000:]
+    # the stacks of every thread, on the real stderr, naming the hanging call
+    assert "the stack of every thread" in done.stderr and "in train" in done.stderr, done.stderr[-3000:]
+    assert time.monotonic() - started < 60
+
+
+def test_a_hang_that_never_returns_to_python_ends_the_process_with_every_stack(tmp_path):
+    started = time.monotonic()
+    done = _planted_kit(tmp_path, "-k", "TestStubborn and loss_goes_down")
+    assert done.returncode != 0 and time.monotonic() - started < 60
+    assert "Timeout (0:00:04)!" in done.stderr and "in train" in done.stderr, done.stderr[-3000:]

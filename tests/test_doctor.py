@@ -73,6 +73,12 @@ def test_doctor_sees_a_busy_machine_measures_the_peak_and_caches_it(tmp_path):
     assert len(cached) == 1 and json.loads(cached[0].read_text())["gemm_gflops"] >= facts["peak_now"]["gemm_gflops"]
     text = run_dlbench("doctor", "--seconds", "0.2", "--threads", "1", timeout=120, DLBENCH_CACHE=str(tmp_path))
     assert text.returncode == 0 and "GFLOP/s" in text.stdout and "advice" in text.stdout
+    from dlbench.machine.cpu import gpu_names
+
+    if gpu_names():  # the GPU's own ceilings per library (machine.gpu_peak), or why there are none
+        assert "GPU ceilings on" in text.stdout and "bfloat16" in text.stdout and facts["gpu_peak"]
+    else:
+        assert "GPU ceilings: no NVIDIA GPU here" in text.stdout and facts["gpu_peak"] == {}
 
 
 def test_bad_doctor_options_are_one_line_and_exit_2():

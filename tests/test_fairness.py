@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from conftest import TEST_PLUGINS, dlbench_env, read_records, run_dlbench
-from dlbench import BatchStream, Setup
-from dlbench.plugins.fairness import REQUIRED_KEYS, fairness_profile, profile_problems
+from dlbench import BatchStream, DeviceOrder, Setup, check_batch_size, device_memory
+from dlbench.plugins.fairness import COMMON_KEYS, REQUIRED_KEYS, fairness_profile, profile_problems
+from dlbench.zoo import COMPUTE_PRECISIONS
 from dlbench.report.table import comparison_table
 from dlbench.stream import batch_order
 from dlbench.testing import random_setup, random_task
@@ -80,6 +81,25 @@ def test_mapped_stream_gathers_the_same_batches_from_moved_rows() -> None:
     base, mapped = BatchStream(64, 8, 0), MappedStream(BatchStream(64, 8, 0), where)
     for step in (0, 7, 8, 20):
         np.testing.assert_array_equal(moved.x_train[mapped.batch(step)], data.x_train[base.batch(step)])
+
+
+def test_device_order_puts_each_epoch_on_the_device_once_in_the_streams_order() -> None:
+    """The helper plugins slice batches from on the device (torch, JAX): same batches as the stream, one copy
+    per epoch, the hook on its cadence."""
+    stream, puts, calls = BatchStream(10, 3, seed=1), [], []
+    order = DeviceOrder(stream, lambda rows: puts.append(rows) or np.asarray(rows))
+    hook = type("Hook", (), {"steps": 2, "__call__": lambda self: calls.append(stream.step)})()
+    batches = [permutation[cursor * 3:(cursor + 1) * 3] for permutation, cursor in order.steps(7, hook)]
+    reference = BatchStream(10, 3, seed=1)
+    assert all(np.array_equal(batch, reference.batch(i)) for i, batch in enumerate(batches))
+    assert len(puts) == 3 and stream.step == 7 and calls == [2, 4, 6]  # epochs 0-2 of 3 batches each
+
+
+def test_check_batch_size_counts_batches_and_names_the_fix() -> None:
+    assert check_batch_size(random_setup("mlp", samples=100, batch_size=32)) == 3
+    with pytest.raises(ValueError, match="batch size 200 exceeds the 100 training samples: choose --batch-size 100"):
+        check_batch_size(random_setup("mlp", samples=100, batch_size=200))
+    assert device_memory("cpu", np) is None  # on the CPU peak RSS covers memory: no device counter
 
 
 def test_batch_order_names_who_chose_the_batches() -> None:
@@ -145,10 +165,27 @@ def test_fairness_profile_reads_the_recipe_from_the_spec() -> None:
     assert set(REQUIRED_KEYS) <= set(profile) and not profile_problems(profile, setup.spec)
     assert profile["recipe"]["learning_rate"] == setup.spec.recipe.learning_rate
     assert profile["recipe"]["lstm_biases_per_gate"] == 1
-    wrong = {**profile, "recipe": {**profile["recipe"], "learning_rate": 0.01}, "precision": "bfloat16"}
+    assert set(COMMON_KEYS) <= set(profile) and profile["tf32"] == "not applicable on CPU"
+    assert profile["batch_order"].startswith("the harness's stream") and profile["compute_dtype"] == "float32"
+    wrong = {**profile, "recipe": {**profile["recipe"], "learning_rate": 0.01}, "precision": "float16"}
     del wrong["sync"]
     problems = "; ".join(profile_problems(wrong, setup.spec))
-    assert "no 'sync'" in problems and "learning_rate" in problems and "'precision'" in problems
+    assert "no 'sync'" in problems and "learning_rate" in problems and "'precision' is 'float16'" in problems
+
+
+def test_fairness_profile_accepts_every_precision_the_zoo_allows() -> None:
+    """bfloat16 compute (the reduced-precision variants) is a precision the zoo allows: the first GPU run's
+    bf16 kit failed because the profile insisted on the recipe's float32."""
+    setup = random_setup("mlp")
+    facts = dict(threads="1 thread", compile="none", sync="none", layout="NHWC", framework_versions={"numpy": "1"})
+    for precision in COMPUTE_PRECISIONS:
+        profile = fairness_profile(setup, compute_dtype=precision, precision="autocast", **facts)
+        assert profile["precision"] == f"{precision}: autocast" and profile["compute_dtype"] == precision
+        assert not profile_problems(profile, setup.spec)
+    said = fairness_profile(setup, precision="bfloat16 autocast on forward", **facts)
+    assert said["compute_dtype"] == "bfloat16" and not profile_problems(said, setup.spec)
+    mixed = {**said, "compute_dtype": "float32"}
+    assert "'compute_dtype' is 'float32' but 'precision' says 'bfloat16'" in profile_problems(mixed, setup.spec)
 
 
 # -- through the real worker and the table ---------------------------------------------------------------------

@@ -429,9 +429,11 @@ def test_variants_are_described():
 
 # -- slow: accuracy ------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_cnn_one_epoch_of_fashion_mnist_reaches_85_percent():
+def test_cnn_third_of_an_epoch_of_fashion_mnist_reaches_80_percent():
+    """A third of an epoch (the quick profile's budget): 82.7% measured (a whole epoch reached 85% at three times
+    the cost)."""
     data = load_task("fashion_mnist")
     session = KerasFramework().prepare(Setup(get_model("cnn"), data, "cpu", "fit", 0, THREADS, BATCH))
-    session.train(len(data.x_train) // BATCH)
+    session.train(len(data.x_train) // BATCH // 3)
     loss, accuracy = session.evaluate(data.x_test, data.y_test)
-    assert accuracy >= 0.85, (loss, accuracy)
+    assert accuracy >= 0.80, (loss, accuracy)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dlbench_env, read_records, run_dlbench
+from conftest import dlbench_env, read_records, run_dlbench, sigint_default
 
 pytest.importorskip("ray")
 
@@ -104,8 +104,9 @@ def _ray_driver(cluster, out: Path, models: tuple[str, ...], steps: int) -> subp
     command = [sys.executable, "-m", "dlbench.cli", "run", "-f", "fake", "--profile", "smoke", "--threads", "1",
                "--out", str(out), "--executor", "ray", "--ray-address", cluster.address, "--steps", str(steps),
                "-t", "synthetic_images", *[a for m in models for a in ("-m", m)]]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dlbench_env("fake_plugins", **cluster.client_env))
+    with sigint_default():
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dlbench_env("fake_plugins", **cluster.client_env))
 
 
 # -- the proofs ---------------------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from dlbench.contract import BlockHook, Framework, FrameworkUnavailable, Register, Session, Setup, TaskData
+from dlbench.plugins.device_memory import DeviceMemory, device_memory
 from dlbench.plugins.fairness import FairnessProfile, fairness_profile
 from dlbench.hookspecs import hookimpl
 from dlbench.machine.cpu import cpu_model, gpu_names
 from dlbench.machine.devices import (DeviceCheck, distribution_version, gpu_reason, jax_gpu, nvidia_driver, run_probe,
                                      tensorflow_gpu, torch_gpu)
 from dlbench.plugins.torch_setup import torch_strict_float32, torch_thread_budget
-from dlbench.stream import BatchStream
+from dlbench.stream import BatchStream, DeviceOrder, check_batch_size
 from dlbench.plugins.jax_setup import jax_thread_budget
 from dlbench.version import __version__
 from dlbench.zoo import ModelSpec
@@ -35,6 +36,8 @@ __all__ = [
     "BatchStream",
     "BlockHook",
     "DeviceCheck",
+    "DeviceMemory",
+    "DeviceOrder",
     "FairnessProfile",
     "Framework",
     "FrameworkConformance",
@@ -45,7 +48,9 @@ __all__ = [
     "Setup",
     "TaskData",
     "__version__",
+    "check_batch_size",
     "cpu_model",
+    "device_memory",
     "distribution_version",
     "fairness_profile",
     "gpu_names",

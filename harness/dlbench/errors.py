@@ -46,6 +46,11 @@ class CaseFailed(DlbenchError):
     """One case cannot be measured; the message is the record's one-line error."""
 
 
+class CaseSkipped(CaseFailed):
+    """The plugin says this case cannot run here (``FrameworkUnavailable`` from ``prepare``, e.g. a variant the
+    hardware has no kernel for): the record is 'skipped' with the plugin's reason, not 'failed'."""
+
+
 class PluginFailed(CaseFailed):
     """A call into a plugin raised: the case fails naming the plugin and the call, never the harness."""
 

@@ -66,8 +66,15 @@ def upgrade_record(record: Any) -> Any:
 
 
 def case_id(record: dict[str, Any]) -> str:
-    """A stable, human-readable key for one case (the same across repeats and runs)."""
-    return "/".join(str(record[key]) for key in CASE_KEYS)
+    """A stable, human-readable key for one case (the same across repeats and runs); a ``--batch-size auto``
+    case is ".../auto" whatever knee each repeat found (its ``batch_size`` is the batch it ran)."""
+    auto = record.get("batch_size_requested") == "auto"
+    return "/".join("auto" if auto and key == "batch_size" else str(record[key]) for key in CASE_KEYS)
+
+
+def batch_label(batch_size: Any, auto: bool) -> str:
+    """How tables show a case's batch: "128", or "2048 (auto)" for the knee ``--batch-size auto`` found."""
+    return f"{batch_size} (auto)" if auto else str(batch_size)
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:

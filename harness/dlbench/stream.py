@@ -103,6 +103,38 @@ class BatchStream:
         return BatchStream(self.samples, self.batch_size, self.seed)
 
 
+def check_batch_size(setup: Any) -> int:
+    """Full training batches per epoch for ``setup``; a ValueError, in one wording for every plugin, when the
+    batch is larger than the training set (a plugin calls it in ``prepare``, before anything is built)."""
+    samples, size = len(setup.data.x_train), int(setup.batch_size)
+    if size < 1 or samples // size < 1:
+        raise ValueError(f"batch size {size} exceeds the {samples} training samples: choose --batch-size "
+                         f"{samples} or less")
+    return samples // size
+
+
+class DeviceOrder:
+    """The stream's order kept on the device: each epoch's permutation copied there once, by ``put``.
+
+    For plugins that slice batches on the device (torch indexing, a jitted step's ``dynamic_slice``)
+    instead of gathering rows on the host: ``for order, cursor in DeviceOrder(stream, put).steps(n, hook)``
+    yields the current epoch's device permutation and the batch's position in it; the rows of the batch are
+    ``order[cursor * batch_size:(cursor + 1) * batch_size]``. ``put`` turns the int64 numpy permutation into
+    the framework's device array (``torch.tensor(rows, device=...)``, ``jax.device_put(rows.astype(int32))``).
+    """
+
+    def __init__(self, stream: BatchStream, put: Any) -> None:
+        self.stream, self.put = stream, put
+        self._epoch, self._order = -1, None
+
+    def steps(self, steps: int, hook: Any = None) -> Iterator[tuple[Any, int]]:
+        """(device permutation, batch within the epoch) for the next ``steps`` steps; the hook as ``positions``."""
+        for epoch, cursor in self.stream.positions(steps, hook):
+            if epoch != self._epoch:
+                self._epoch, self._order = epoch, self.put(self.stream.epoch(epoch))
+            yield self._order, cursor
+
+
 def batch_order(drawn: int, trained: int) -> str:
     """What a case trained on: "harness" (every step from the stream), "plugin" (none), "mixed" otherwise."""
     if trained > 0 and drawn == trained:

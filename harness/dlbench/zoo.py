@@ -145,6 +145,10 @@ class Recipe:
 
 
 RECIPE = Recipe()
+# The precisions a case may compute in: the recipe's float32 everywhere (every default variant), or bfloat16
+# compute with the recipe's float32 weights, optimiser and loss (the reduced-precision variants: amp-bf16,
+# mixed-bf16, bf16). ``describe()["precision"]`` starts with one of them; ``compute_dtype`` is that one.
+COMPUTE_PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)

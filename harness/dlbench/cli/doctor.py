@@ -19,7 +19,9 @@ def add_command(subparsers: Any) -> None:
     doctor = subparsers.add_parser("doctor", help="check the machine for benchmarking: noise, settings, peak GFLOP/s",
                                    description="Sample steal time, other processes' load and the load average; read "
                                                "the cgroup CPU quota, governor and turbo; measure the float32 GEMM "
-                                               "peak and memory bandwidth with the thread budget; say what to change.")
+                                               "peak and memory bandwidth with the thread budget, and on a GPU its "
+                                               "own GEMM (float32, TF32, bfloat16) and copy ceilings per library; "
+                                               "say what to change.")
     doctor.add_argument("--threads", type=_threads(cores), default=default_threads(cores),
                         help=f"thread budget for the peak measurement (default {default_threads(cores)}, "
                              "as `run`: every core but one)")
@@ -64,10 +66,27 @@ def render(facts: dict[str, Any]) -> str:
     if used:
         lines.append(f"  runs with --threads {facts['threads']} use {used['gemm_gflops']:.1f} GFLOP/s as 100% "
                      "(the highest measured so far; a busy machine only measures low)")
+    lines += gpu_lines(facts)
     tips = advice(facts)
     lines.append("advice:" if tips else "advice: nothing to change; this machine looks quiet right now")
     lines += [f"  - {tip}" for tip in tips]
     return "\n".join(lines)
+
+
+def gpu_lines(facts: dict[str, Any]) -> list[str]:
+    """The GPU's own ceilings per library (what GPU cases' % peak and regime are judged against)."""
+    if not facts.get("gpu_peak"):
+        return [f"GPU ceilings: {facts.get('gpu_peak_reason') or 'not measured'}"]
+    lines = [f"GPU ceilings on {facts['gpus'][0]} (GEMM best call; copy read + write; GPU cases use their "
+             "library's, in their precision):"]
+    for library, found in facts["gpu_peak"].items():
+        if "error" in found:
+            lines.append(f"  {library}: not measured: {found['error']}")
+            continue
+        lines.append(f"  {found.get('library', library)}: float32 (TF32 off) {found['float32_gflops']:,.0f}, TF32 "
+                     f"{found['tf32_gflops']:,.0f}, bfloat16 {found['bfloat16_gflops']:,.0f} GFLOP/s "
+                     f"(n={found.get('n')}); copy {found['copy_gbs']:,.0f} GB/s")
+    return lines
 
 
 def doctor_command(args: argparse.Namespace) -> int:

@@ -39,8 +39,10 @@ def _add_selection(run: argparse.ArgumentParser) -> None:
                       help="repeatable; 'default' for each framework's first (its tutorials' way), 'tuned' for "
                            "its performance guides' way, 'all' for every variant (default: 'default')")
     pick.add_argument("--device", default="all", metavar="cpu|gpu|all", help="default: every available device")
-    pick.add_argument("--batch-size", action="append", type=int_in("--batch-size", 1, 65536), metavar="N",
-                      help="training batch size, repeatable (default 128)")
+    pick.add_argument("--batch-size", action="append", type=batch_size_arg, metavar="N|auto",
+                      help="training batch size, repeatable (default the profile's: 128, auto for --profile gpu); "
+                           "auto: double from 128 until training samples/s rises by less than 5%%, record the "
+                           "curve, measure at the knee")
 
 
 def _add_measuring(run: argparse.ArgumentParser) -> None:
@@ -48,8 +50,9 @@ def _add_measuring(run: argparse.ArgumentParser) -> None:
 
     cores = os.cpu_count() or 1
     how = run.add_argument_group("how to measure")
-    how.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"],
-                     help="budget: smoke (seconds), quick (default, ~10 min for --all), full (tutorial epochs)")
+    how.add_argument("--profile", default="quick", choices=["smoke", "quick", "gpu", "full"],
+                     help="budget: smoke (seconds), quick (default, ~10 min for --all), gpu (quick's steps at the "
+                          "knee batch, short timing), full (tutorial epochs)")
     how.add_argument("--threads", type=int_in("--threads", 1, cores), default=default_threads(cores),
                      help=f"thread budget given to every framework (default {default_threads(cores)}: every core "
                           f"but one, left to the harness and the OS; {cores} to use all)")
@@ -100,8 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         run_dir, finished, run_id = _new_run_dir(args), frozenset(), None
     _check_run_arguments(args)
+    from dlbench.measure.profiles import get_profile
+
     selection = Selection(args.framework, args.model, args.task, args.variant, args.device,
-                          args.batch_size or [128], args.data_dir)
+                          args.batch_size or [get_profile(args.profile).batch_size], args.data_dir)
     registry = load_registry()
     plan = make_plan(registry, selection)
     options = runner.RunOptions(profile=args.profile, threads=args.threads, seed=args.seed,
@@ -142,6 +147,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = [r for r in records if r["run_id"] == state.run_id and r["status"] in ("failed", "crashed", "timeout")
               and not r.get("retried")]
     return EXIT_CASE_FAILED if failed else 0
+
+
+def batch_size_arg(text: str) -> Any:
+    """--batch-size: a whole number from 1 to 65536, or "auto" (measure.batch_sweep)."""
+    return "auto" if text.strip().lower() == "auto" else int_in("--batch-size", 1, 65536)(text)
 
 
 def _new_run_dir(args: argparse.Namespace) -> "RunDir":

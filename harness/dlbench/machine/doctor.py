@@ -33,7 +33,21 @@ def examine(threads: int, seconds: float) -> dict[str, Any]:
                    "gemm_gflops": measured[1]["gemm_gflops"]}
     cached = peak.remember(ceiling) if ceiling else peak.cached(threads)
     return {"cpu": _cpu(), "cores": os.cpu_count() or 1, "threads": threads, "settings": state.static_facts(),
-            "now": now, "peak_now": ceiling, "peak_one_thread": measured.get(1), "peak_used_by_runs": cached}
+            "now": now, "peak_now": ceiling, "peak_one_thread": measured.get(1), "peak_used_by_runs": cached,
+            **gpu_ceilings()}
+
+
+def gpu_ceilings() -> dict[str, Any]:
+    """Each GPU library's ceilings on the first GPU, measured now (machine.gpu_peak); why not, without a GPU."""
+    from dlbench.machine import gpu_peak
+    from dlbench.machine.cpu import gpu_names
+
+    gpus = gpu_names()
+    if not gpus:
+        return {"gpus": [], "gpu_peak": {}, "gpu_peak_reason": "no NVIDIA GPU here (nvidia-smi lists none)"}
+    libraries = gpu_peak.installed()
+    reason = "" if libraries else f"none of {', '.join(gpu_peak.LIBRARIES)} is installed"
+    return {"gpus": gpus, "gpu_peak": gpu_peak.ceilings(libraries, remeasure=True), "gpu_peak_reason": reason}
 
 
 def _cpu() -> str:

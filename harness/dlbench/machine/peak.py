@@ -94,30 +94,17 @@ def _cache_path(threads: int) -> Path:
 
 
 def cached(threads: int) -> Optional[dict[str, Any]]:
-    try:
-        facts = json.loads(_cache_path(threads).read_text())
-        return facts if isinstance(facts.get("gemm_gflops"), (int, float)) else None
-    except (OSError, ValueError, AttributeError):
-        return None
+    from dlbench.machine.ceilings import read_ceiling
+
+    return read_ceiling(_cache_path(threads), "gemm_gflops")
 
 
 def remember(facts: dict[str, Any]) -> dict[str, Any]:
     """Store ``facts`` unless the cache already holds a higher ceiling; returns what the cache holds now."""
-    old = cached(facts["threads"])
-    best = dict(facts)
-    if old:
-        for key in ("gemm_gflops", "mem_bandwidth_gbs"):
-            if (old.get(key) or 0) > (best.get(key) or 0):
-                best[key] = old[key]
-    path = _cache_path(facts["threads"])
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(best))
-        os.replace(tmp, path)
-    except OSError:  # an unwritable cache only means measuring again next run
-        pass
-    return best
+    from dlbench.machine.ceilings import keep_highest
+
+    return keep_highest(_cache_path(facts["threads"]), facts, ("gemm_gflops", "mem_bandwidth_gbs"),
+                        cached(facts["threads"]))
 
 
 def measure_ceiling(threads: int) -> Optional[dict[str, Any]]:
@@ -158,8 +145,14 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def run_facts(threads: int, remeasure: bool = False) -> dict[str, Any]:
-    """What every record's ``env`` carries about the machine: ``machine_settings`` (static) and ``peak``."""
+def run_facts(threads: int, remeasure: bool = False, gpu: bool = False) -> dict[str, Any]:
+    """What every record's ``env`` carries about the machine: ``machine_settings`` (static) and ``peak``; with
+    ``gpu`` (the run has GPU cases) also ``gpu_peak``, the GPU's own ceilings per library (machine.gpu_peak)."""
     from dlbench.machine.state import static_facts
 
-    return {"machine_settings": static_facts(), "peak": peak_for_run(threads, remeasure)}
+    facts = {"machine_settings": static_facts(), "peak": peak_for_run(threads, remeasure)}
+    if gpu:
+        from dlbench.machine.gpu_peak import ceilings, installed
+
+        facts["gpu_peak"] = ceilings(installed())
+    return facts

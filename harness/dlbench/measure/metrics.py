@@ -32,6 +32,8 @@ def derive_metrics(metrics: dict[str, Any], batch_size: int) -> dict[str, Any]:
             metrics["compile_s"] = max(0.0, metrics["first_step_s"] - steady_step_s)
         if flops:
             metrics["train_gflops_per_s"] = TRAINING_FLOPS_FACTOR * flops * train_rate / 1e9
+    if flops and metrics.get("train_bytes_per_sample"):  # training FLOPs per byte moved (measure.roofline)
+        metrics["train_flops_per_byte"] = TRAINING_FLOPS_FACTOR * flops / metrics["train_bytes_per_sample"]
     infer_rate = metrics.get("infer_samples_per_s")
     if infer_rate and flops:
         metrics["infer_gflops_per_s"] = flops * infer_rate / 1e9

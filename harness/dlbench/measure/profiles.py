@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 from dlbench.errors import UnknownName
 from dlbench.stats.estimators import DEFAULT_ESTIMATOR
@@ -40,6 +40,11 @@ class Profile:
     ci_target: float = 0.03
     max_timed_s: float = 0.0  # 0: no adaptive top-up beyond min_timed_s
     infer_max_timed_s: float = 0.0
+    # the training batch when --batch-size is not given: 128 (the seed recipes'), or "auto" (measure.batch_sweep:
+    # doubling from auto_batch_start until throughput stops rising), with sweep_block_s seconds per timed block
+    batch_size: Union[int, str] = 128
+    auto_batch_start: int = 128
+    sweep_block_s: float = 0.2
 
     def steps_for(self, spec: ModelSpec, task: str, train_samples: int, batch_size: int) -> int:
         """The training budget in optimiser steps for one case: the same for every framework."""
@@ -57,7 +62,7 @@ PROFILES: dict[str, Profile] = {
         Profile("smoke", "seconds per case, for tests: numbers mean little",
                 train_steps={"image": 24, "text": 12}, min_block_s=0.01, min_blocks=3, min_timed_s=0.0, tta_evaluations=1,
                 infer_blocks=3, infer_min_block_s=0.01, latency_min_count=10, latency_min_s=0.02,
-                latency_max_s=0.5, case_timeout_s=180, max_timed_s=0.0, infer_max_timed_s=0.0),
+                latency_max_s=0.5, case_timeout_s=180, max_timed_s=0.0, infer_max_timed_s=0.0, sweep_block_s=0.02),
         Profile("quick", "the whole --all matrix in under 10 minutes on 2 cores: a third of an epoch of "
                 "Fashion-MNIST (so accuracy means something), 6 epochs of digits, 64 steps of synthetic images "
                 "(there for throughput), 1.4 epochs of synthetic text",
@@ -65,6 +70,13 @@ PROFILES: dict[str, Profile] = {
                 min_block_s=0.15, min_blocks=6, min_timed_s=1.0, tta_evaluations=3,
                 infer_blocks=5, infer_min_block_s=0.1, latency_min_count=100, latency_min_s=0.3,
                 latency_max_s=1.5, case_timeout_s=600, max_timed_s=1.5, infer_max_timed_s=0.75),
+        Profile("gpu", "a GPU's view in minutes: each case at the knee of its throughput-batch curve (--batch-size "
+                "auto from 128), the quick profile's training steps, short timing (a GPU step lasts microseconds)",
+                train_steps={"image": 160, "text": 48}, task_steps={"digits": 64, "synthetic_images": 64},
+                min_block_s=0.1, min_blocks=5, min_timed_s=0.5, tta_evaluations=2,
+                infer_blocks=4, infer_min_block_s=0.05, latency_min_count=50, latency_min_s=0.2,
+                latency_max_s=0.75, case_timeout_s=300, max_timed_s=0.75, infer_max_timed_s=0.4,
+                batch_size="auto", sweep_block_s=0.1),
         Profile("full", "the tutorials' epochs; hours on a CPU",
                 epochs={"softmax": 5, "mlp": 10, "mlp64": 5, "cnn": 5, "cnn_dropout": 12, "cnn3": 5,
                         "cnn_bn": 5, "lstm": 3, "cnn_lstm": 2}, default_epochs=5,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from dlbench.errors import CaseFailed, DataError, UnknownName
+from dlbench.errors import CaseFailed, CaseSkipped, DataError, FrameworkUnavailable, PluginFailed, UnknownName
 from dlbench.plugins.guarded import GuardedSession, plugin_call
 
 DEFAULT_INFER_BATCH = 1024  # batch of the Offline scenario unless --infer-batch-size says otherwise
@@ -37,6 +37,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     from dlbench.plugins.registry import load_registry
     from dlbench.zoo import get_model
 
+    startup_s = _process_age_s()  # interpreter start and dlbench's imports: fixed cost before the case's own work
     spec = get_model(case["model"])
     registry = load_registry()
     framework = _framework(registry, case["framework"])
@@ -47,10 +48,15 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     result["data"] = {"pipeline": data.pipeline, "source": data.source, "train": len(data.x_train),
                       "val": len(data.x_val), "test": len(data.x_test), "augment_s": data.augment_s,
                       "synthetic": data.synthetic}
+    sweep = None
+    if case["batch_size"] == "auto":  # the batch where the device works (measure.batch_sweep), then the case at it
+        sweep = _batch_sweep(plugin, framework, spec, data, case)
+        case = {**case, "batch_size": sweep["knee"]}
+        result.update(batch_size=sweep["knee"], batch_size_requested="auto")
     setup = Setup(spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
                   threads=case["threads"], batch_size=case["batch_size"], options=case.get("options", {}))
     started = time.perf_counter()
-    session = GuardedSession(plugin_call(plugin, "prepare", framework.prepare, setup), plugin)
+    session = GuardedSession(_prepare(plugin, framework, setup), plugin)
     prepare_s = time.perf_counter() - started
 
     parity_started = time.perf_counter()
@@ -64,13 +70,20 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
                "expected_initial_loss": parity.expected_initial_loss,
                "flops_per_sample": spec.flops_per_sample(data.input_shape), "load_s": load_s,
                "prepare_s": prepare_s,
-               "phases_s": {"load": load_s, "prepare": prepare_s, "parity": parity_s, **measured.phases_s},
+               "phases_s": {"startup": startup_s, "load": load_s, "prepare": prepare_s, "parity": parity_s,
+                            **measured.phases_s},
                "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if sweep is not None:
+        metrics["batch_sweep"] = sweep
     device_peak = session.optional("peak_device_memory_mb")
     if device_peak is not None and metrics.get("peak_device_memory_mb") is None:  # else per phase, in measure
         metrics["peak_device_memory_mb"] = device_peak()
-    result["metrics"] = derive_metrics(metrics, case["batch_size"])
     result["fairness"] = session.describe()
+    from dlbench.measure.roofline import training_bytes_per_sample
+
+    metrics["train_bytes_per_sample"] = training_bytes_per_sample(  # the roofline's x axis (measure.roofline)
+        spec, data.input_shape, case["batch_size"], str(result["fairness"].get("compute_dtype") or "float32"))
+    result["metrics"] = derive_metrics(metrics, case["batch_size"])
     result["status"] = "ok"
     return result
 
@@ -134,6 +147,35 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
     return Measurements(metrics, phases_s)
 
 
+def _batch_sweep(plugin: str, framework: Any, spec: Any, data: Any, case: dict[str, Any]) -> dict[str, Any]:
+    """``--batch-size auto``: the knee of training throughput against batch size, from the profile's start."""
+    from dlbench.contract import Setup
+    from dlbench.measure.batch_sweep import sweep
+    from dlbench.measure.profiles import get_profile
+
+    profile = get_profile(case["profile"])
+
+    def make_session(batch: int) -> GuardedSession:
+        return GuardedSession(_prepare(plugin, framework, Setup(
+            spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
+            threads=case["threads"], batch_size=batch, options=case.get("options", {}))), plugin)
+
+    found = sweep(make_session, len(data.x_train), profile.auto_batch_start, profile.sweep_block_s)
+    if found["knee"] is None:
+        raise CaseFailed(f"--batch-size auto: {found['stopped']}")
+    return found
+
+
+def _prepare(plugin: str, framework: Any, setup: Any) -> Any:
+    """The plugin's session; its FrameworkUnavailable ("cannot run this case here: why") skips the case."""
+    try:
+        return plugin_call(plugin, "prepare", framework.prepare, setup)
+    except PluginFailed as exc:
+        if isinstance(exc.__cause__, FrameworkUnavailable):
+            raise CaseSkipped(f"plugin {plugin} cannot run this case here: {exc.__cause__}") from None
+        raise
+
+
 def _framework(registry: Any, name: str) -> Any:
     try:
         return registry.get(name)
@@ -160,6 +202,16 @@ def _load_data(case: dict[str, Any]) -> tuple[Any, float]:
     return data, time.perf_counter() - started
 
 
+def _process_age_s() -> Optional[float]:
+    """Seconds since this process started (Linux /proc, 10 ms ticks); None elsewhere."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+            return round(max(0.0, float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK")), 3)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _median(values: list[float]) -> Optional[float]:
     import statistics
 
@@ -179,6 +231,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     case = json.loads(case_path.read_text())
     try:
         result = run_case(case)
+    except CaseSkipped as exc:
+        result = {"status": "skipped", "error": str(exc)}
     except CaseFailed as exc:
         if exc.__cause__ is not None:
             import traceback

@@ -23,7 +23,14 @@ With all four, cnn on digits through the worker kept 1.00 threads' worth of CPU 
 thunk executor does not count it against the pool's concurrency), a few tenths of a thread here.
 
 ``--xla_force_host_platform_device_count`` is left alone: one CPU device (more devices need at least as
-many threads). The settings apply to the process's CPU client, so they must be in place before jax is
+many threads).
+
+A GPU case leaves ``NPROC`` unset: the computation runs on the GPU, while XLA's GPU client sizes its host
+pools from it, among them the pool that compiles the GEMM autotuner's candidate kernels. On the first H200
+run the JAX GPU kit made no progress for over 55 s in its second model's session at ``NPROC=1`` (suspected,
+not proven: candidates compiled one at a time); the CPU flags stay (they touch only a CPU client).
+
+The settings apply to the process's CPU client, so they must be in place before jax is
 first imported; a process that already imported jax keeps what it has, and the description says so.
 """
 
@@ -55,7 +62,9 @@ def jax_thread_budget(threads: int, device: str = "cpu") -> str:
     flags = os.environ.get("XLA_FLAGS", "").split()
     wanted = [SEQUENTIAL_SCHEDULE] + ([ONE_THREAD_EIGEN] if threads == 1 else [])
     flags += [flag for flag in wanted if not any(f.startswith(flag.split("=")[0]) for f in flags)]
-    os.environ["NPROC"], os.environ["XLA_FLAGS"] = str(threads), " ".join(flags)
+    os.environ["XLA_FLAGS"] = " ".join(flags)
+    if device == "cpu":
+        os.environ["NPROC"] = str(threads)
     try:
         import jax
 
@@ -68,7 +77,9 @@ def jax_thread_budget(threads: int, device: str = "cpu") -> str:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    how = [f"NPROC={threads} (XLA's CPU client: {threads}-thread XLAEigen intra-op pool and dispatch pool)",
+    how = [f"NPROC={threads} (XLA's CPU client: {threads}-thread XLAEigen intra-op pool and dispatch pool)"
+           if device == "cpu" else "GPU: NPROC left unset (XLA's host pools, the autotuner's compiles among them, "
+                                   "at their defaults; the computation runs on the GPU)",
            f"XLA_FLAGS={' '.join(flags)!r}"]
     if device == "cpu":
         how.append("jax_cpu_enable_async_dispatch=False (computations run on the calling thread)")

@@ -12,11 +12,12 @@ from typing import Any, Iterable, Optional
 from dlbench.report import format as f
 from dlbench.report.sections import Table
 from dlbench.report.summary import group_cases
+from dlbench.report.trust import peak_cell, trust_columns
 from dlbench.stats.estimators import median
 
 NOT_MEASURED = "not measured"
 HEADERS = ["case", "train/s", "infer/s", "p50 ms", "p99 ms", "train peak MiB", "infer peak MiB", "J/1k train",
-           "J/1k infer", "energy method", "host/event (train)"]
+           "J/1k infer", "energy method", "host/event (train)", "% peak", "FLOP/B", "regime"]
 
 
 def _values(records: list[dict[str, Any]], read: Any) -> Optional[float]:
@@ -37,7 +38,7 @@ def device_table(records: Iterable[dict[str, Any]], always: bool = False) -> Opt
     records = list(records)
     if not always and not any(_measured(r) for r in records if r.get("status") == "ok"):
         return None
-    table = Table(list(HEADERS), [], numeric=set(range(1, 9)) | {10})
+    table = Table(list(HEADERS), [], numeric=set(range(1, 9)) | {10, 11, 12})
     for cid, group in group_cases(records).items():
         ok = [r for r in group if r.get("status") == "ok"]
         if not ok:
@@ -64,8 +65,16 @@ def device_table(records: Iterable[dict[str, Any]], always: bool = False) -> Opt
             joules("train_j_per_1k_samples"), joules("infer_j_per_1k_samples"),
             method,
             f"{agreement:.4f}" if agreement is not None else f.DASH,
+            *_roofline_cells(ok),
         ])
     return table
+
+
+def _roofline_cells(ok: list[dict[str, Any]]) -> list[str]:
+    trust = trust_columns(ok)
+    intensity = f.number(trust["flops_per_byte"])
+    return [peak_cell(trust["train_peak_pct"]), f"{intensity:.3g}" if intensity is not None else f.DASH,
+            trust["regime"] or f.DASH]
 
 
 NOTES = [
@@ -75,6 +84,9 @@ NOTES = [
     "median throughput; GPU board energy from NVML, CPU package energy from RAPL",
     "host/event: host seconds / CUDA-event seconds per timed block (median); 1.0 means the host clock measured "
     "the device's work",
+    "% peak: training GFLOP/s against the device's GEMM ceiling in the case's precision (a GPU's own, measured by "
+    "the case's library); FLOP/B: training FLOPs per byte moved at the case's batch (zoo counts); regime: "
+    "compute-, memory- or overhead-bound (under 10% of the roofline at that intensity)",
 ]
 
 

@@ -55,7 +55,7 @@ def write_report(records: Iterable[dict[str, Any]], out_dir: Path | str, sources
     rows = summary.to_dict("records")
     label_of = framework_labels(summary) if rows else {}
     colors = plots.colors_for(label_of.values())
-    charts = _charts(rows, label_of, colors)
+    charts = _charts(rows, label_of, colors, records)
     for chart in charts:
         (out / chart.file).write_text(chart.svg, encoding="utf-8")
     _write_csv(summary, out / "results.csv")
@@ -78,7 +78,7 @@ def _write_csv(summary, path: Path) -> None:
     frame.to_csv(path, index=False)
 
 
-def _charts(rows: list[dict[str, Any]], label_of, colors) -> list[Chart]:
+def _charts(rows: list[dict[str, Any]], label_of, colors, records: Sequence[dict[str, Any]] = ()) -> list[Chart]:
     charts: list[Chart] = []
     ok = [r for r in rows if r["n_ok"]]
     many = _many_machines(rows)
@@ -102,6 +102,12 @@ def _charts(rows: list[dict[str, Any]], label_of, colors) -> list[Chart]:
                             "target (evaluation on the clock); up and to the left is better."
                             + (f" {missing} case(s) never reached their target and are not shown." if missing
                                else ""), plots.accuracy_svg(ok, label_of, colors)))
+    curves = plots.batch_curves(records)
+    if curves:
+        charts.append(Chart(f"{CHART_PREFIX}{len(charts) + 1}-batch.svg", "Throughput against batch size",
+                            "Training samples/s at each batch a case ran (--batch-size auto sweeps and fixed "
+                            "batches), log-log: where a line flattens the device is at work; where it still "
+                            "rises, a smaller batch was paying for launches and dispatch.", plots.batch_curve_svg(curves)))
     return charts
 
 
@@ -147,7 +153,7 @@ class _Context:
 
     @property
     def many_batches(self) -> bool:
-        return len({r["batch_size"] for r in self.rows}) > 1
+        return len({(r["batch_size"], bool(r.get("batch_auto"))) for r in self.rows}) > 1
 
     @property
     def grid(self) -> Grid:

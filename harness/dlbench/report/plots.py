@@ -180,3 +180,68 @@ def accuracy_svg(rows: Sequence[dict[str, Any]], label_of: dict[tuple[str, str],
         if handles:
             ax.legend(handles=handles, loc="best", fontsize=8)
     return _render(fig)
+
+
+def batch_curves(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, list[tuple[int, float]]]]:
+    """(task, model) -> framework label -> [(batch, training samples/s)], from ``--batch-size auto`` sweeps
+    (metrics.batch_sweep.curve) and from ok cases run at fixed batches; only series with two batches or more."""
+    points: dict[tuple[str, str], dict[tuple[str, str, str], dict[int, list[float]]]] = {}
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        metrics = record.get("metrics") or {}
+        series = points.setdefault((str(record["task"]), str(record["model"])), {}).setdefault(
+            (str(record["framework"]), str(record["variant"]), str(record["device"])), {})
+        sweep = metrics.get("batch_sweep") if isinstance(metrics.get("batch_sweep"), dict) else {}
+        for point in sweep.get("curve") or []:
+            series.setdefault(int(point["batch_size"]), []).append(float(point["train_samples_per_s"]))
+        if not sweep and f.number(metrics.get("train_samples_per_s")) is not None:
+            series.setdefault(int(record["batch_size"]), []).append(float(metrics["train_samples_per_s"]))
+    curves: dict[tuple[str, str], dict[str, list[tuple[int, float]]]] = {}
+    for key, by_series in points.items():
+        for (framework, variant, device), by_batch in by_series.items():
+            if len(by_batch) > 1:
+                from statistics import median as _median
+
+                label = f"{framework}/{variant}" + (f" ({device})" if device != "cpu" else "")
+                curves.setdefault(key, {})[label] = sorted((b, _median(v)) for b, v in by_batch.items())
+    return curves
+
+
+def batch_curve_svg(curves: dict[tuple[str, str], dict[str, list[tuple[int, float]]]]) -> str:
+    """Training samples/s against batch size, one panel per task x model, one line per framework/variant;
+    log-log, so a line that flattens is a device at work and a line that keeps rising was waiting on overhead."""
+    import matplotlib
+    from matplotlib.ticker import FuncFormatter
+
+    panels = list(curves)
+    labels = sorted({label for series in curves.values() for label in series})
+    colors = colors_for(labels)
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(min(13.0, 3.6 * len(panels) + 1.0), 3.2)
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, (task, model) in zip(axes, panels):
+            for label, line in sorted(curves[(task, model)].items()):
+                ax.plot([b for b, _ in line], [r for _, r in line], marker="o", ms=4, color=colors[label],
+                        label=plain(label))
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            plain_numbers = FuncFormatter(lambda value, _: f"{value:,.0f}")
+            ax.xaxis.set_major_formatter(plain_numbers)
+            ax.yaxis.set_major_formatter(plain_numbers)
+            ax.yaxis.set_minor_formatter(plain_numbers)
+            ax.set_title(plain(f"{model} on {task}"), loc="left")
+            ax.set_xlabel("training batch size")
+            ax.grid(alpha=0.3)
+            ax.set_axisbelow(True)
+        axes[0].set_ylabel("training samples/s")
+        handles, names = axes[0].get_legend_handles_labels()
+        for ax in axes[1:]:
+            more_handles, more_names = ax.get_legend_handles_labels()
+            for handle, name in zip(more_handles, more_names):
+                if name not in names:
+                    handles.append(handle)
+                    names.append(name)
+        if handles:
+            fig.legend(handles, names, loc="outside upper right", ncols=min(4, len(handles)))
+    return _render(fig)

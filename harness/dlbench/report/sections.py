@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from dlbench.report import format as f
-from dlbench.results import case_id
+from dlbench.results import batch_label, case_id
 
 
 @dataclass
@@ -42,7 +42,7 @@ def task_table(rows: Sequence[dict[str, Any]], label_of: dict[tuple[str, str], s
     for row in rows:
         label = label_of[(str(row["framework"]), str(row["variant"]))]
         line = [str(row["model"]), label] + ([str(row["device"])] if many_devices else [])
-        line += [str(row["batch_size"])] if many_batches else []
+        line += [batch_label(row["batch_size"], bool(row.get("batch_auto")))] if many_batches else []
         n = f"{row['n_ok']}/{row['n_repeats']}" if row["n_ok"] != row["n_repeats"] else str(row["n_repeats"])
         flags = []
         if not row["n_ok"]:

@@ -43,7 +43,7 @@ SPREAD = {"train_samples_per_s": "train_iqr_rel", "infer_samples_per_s": "infer_
 
 SUMMARY_COLUMNS = (
     "case_id", *CASE_KEYS, "machine", "framework_version", "status", "error", "synthetic", "n_repeats", "n_ok", "noisy",
-    "batch_order", "busy_threads", "over_thread_budget",
+    "batch_order", "busy_threads", "over_thread_budget", "batch_auto",
     "train_iqr_rel", "infer_iqr_rel", "tta_reached", *TRUST_COLUMNS,
     *[column for metric in METRICS
       for column in ((metric, f"{metric}_ci_lo", f"{metric}_ci_hi") if metric in CI_METRICS else (metric,))],
@@ -125,13 +125,14 @@ def row_order(row: dict[str, Any]) -> tuple:
     model = str(row["model"])
     return (str(row.get("machine", "")), str(row["task"]), zoo.index(model) if model in zoo else len(zoo), model,
             str(row["framework"]),
-            str(row["variant"]), str(row["device"]), row["batch_size"])
+            str(row["variant"]), str(row["device"]), int(row["batch_size"]), bool(row.get("batch_auto")))
 
 
 def _summarise_case(cid: str, records: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in records if r["status"] == "ok"]
     bad = [r for r in records if r["status"] != "ok"]
-    row: dict[str, Any] = {"case_id": cid, **{key: records[0][key] for key in CASE_KEYS}}
+    row: dict[str, Any] = {"case_id": cid, **{key: (ok or records)[0][key] for key in CASE_KEYS}}
+    row["batch_auto"] = any(r.get("batch_size_requested") == "auto" for r in records)  # batch_size: the knee
     row["framework_version"] = next((str(r.get("framework_version")) for r in ok + bad
                                      if r.get("framework_version")), "")
     row["synthetic"] = any(r.get("synthetic") is True for r in records)

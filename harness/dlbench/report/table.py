@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 from dlbench.report import format as f
 from dlbench.report.summary import summarise
 from dlbench.report.trust import legend, peak_cell
+from dlbench.results import batch_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,6 +58,8 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
     labels = framework_labels(summary)
     varies = {column: column in summary and summary[column].nunique() > 1
               for column in ("machine", "device", "batch_size")}  # a row per machine: no ratio across them
+    batch_auto = bool(summary["batch_auto"].any())
+    varies["batch_size"] = varies["batch_size"] or batch_auto
     headers = (["machine"] if varies["machine"] else []) + ["task", "model"] + \
         (["device"] if varies["device"] else []) + (["batch"] if varies["batch_size"] else [])
     key_columns = len(headers)
@@ -76,7 +79,7 @@ def comparison_grid(summary: "pd.DataFrame") -> Grid:
         for label in dict.fromkeys(labels.values()):
             line += _framework_cells(cells.get(label), fastest, marks)
         grid.rows.append(line)
-    _add_notes(grid, labels, varies["machine"], marks, by_row, any(synthetic.values()))
+    _add_notes(grid, labels, varies["machine"], batch_auto, marks, by_row, any(synthetic.values()))
     return grid
 
 
@@ -86,7 +89,8 @@ def _rows_by_key(summary: "pd.DataFrame", labels: dict[tuple[str, str], str],
     by_row: dict[tuple, dict[str, dict[str, Any]]] = {}
     synthetic: dict[tuple, bool] = {}
     for row in summary.to_dict("records"):
-        key = (row.get("machine", ""), row["task"], row["model"], row["device"], row["batch_size"])
+        key = (row.get("machine", ""), row["task"], row["model"], row["device"],
+               batch_label(row["batch_size"], bool(row.get("batch_auto"))))
         by_row.setdefault(key, {})[labels[(str(row["framework"]), str(row["variant"]))]] = row
         synthetic[key] = synthetic.get(key, False) or bool(row["synthetic"])
         if row["error"]:
@@ -113,18 +117,21 @@ def _framework_cells(cell: Optional[dict[str, Any]], fastest: Optional[float], m
             mark + f.rate(train) if train is not None else f.DASH,
             mark + f.rate(cell["infer_samples_per_s"]) if f.number(cell["infer_samples_per_s"]) is not None else f.DASH,
             f.ms(cell["latency_p50_ms"]),
-            peak_cell(cell.get("train_peak_pct")),
+            peak_cell(cell.get("train_peak_pct"), str(cell.get("regime") or "")),
             f.ratio(relative)]
 
 
-def _add_notes(grid: Grid, labels: dict[tuple[str, str], str], many_machines: bool, marks: _Marks,
-               by_row: dict[tuple, dict[str, dict[str, Any]]], any_synthetic: bool) -> None:
+def _add_notes(grid: Grid, labels: dict[tuple[str, str], str], many_machines: bool, batch_auto: bool,
+               marks: _Marks, by_row: dict[tuple, dict[str, dict[str, Any]]], any_synthetic: bool) -> None:
     """The notes under the table: every column, and every mark the table used."""
     grid.notes.append("acc: test accuracy after the training budget; train/s: steady-state training samples/s; "
                       "infer/s: Offline inference samples/s; p50 ms: SingleStream latency at batch 1 (medians "
                       "over repeats)")
     if len(set(labels.values())) > 1:
         grid.notes.append("speed: training samples/s relative to the fastest framework on the row")
+    if batch_auto:
+        grid.notes.append("(auto): the batch --batch-size auto chose, the knee of training samples/s against batch "
+                          "size (doubling from 128 until the gain fell under 5%); its curve is in the records")
     if many_machines:
         grid.notes.append("machine: the results span several machines, thread budgets or measurement environments "
                           "(allocator, pinning); each row is one of them, and no ratio is taken across them")

@@ -7,7 +7,7 @@ missing are kept as 'skipped' with how to get the data; a selection that plans n
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from dlbench.data import TASKS, task_status
 from dlbench.errors import UsageError
@@ -24,7 +24,7 @@ class Case:
     model: str
     task: str
     device: str
-    batch_size: int
+    batch_size: Union[int, str]  # "auto": the worker finds the knee (measure.batch_sweep) and records it
 
     @property
     def id(self) -> str:
@@ -40,7 +40,7 @@ class Selection:
     tasks: Sequence[str] = ()
     variants: Sequence[str] = ()  # () = each framework's default; ("all",) = every variant
     device: str = "all"
-    batch_sizes: Sequence[int] = (128,)
+    batch_sizes: Sequence[Union[int, str]] = (128,)
     data_dir: Optional[str] = None
 
 

@@ -47,9 +47,14 @@ def schedule(cases: list[Case], repeats: int) -> Iterator[tuple[Case, int]]:
 def base_record(case: Case, repeat: int, run_id: str, options: RunOptions, environment: dict[str, Any],
                 registry: Registry, worker_environment: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     owner = registry.owner.get(case.framework)
+    batch: dict[str, Any] = {}
+    if case.batch_size == "auto":  # an int until the worker reports the knee (measure.batch_sweep)
+        from dlbench.measure.profiles import get_profile
+
+        batch = {"batch_size": get_profile(options.profile).auto_batch_start, "batch_size_requested": "auto"}
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_id, "case_id": case.id, "repeat": repeat,
-        **asdict(case), "synthetic": TASKS[case.task].synthetic, "framework_version": "", "threads": options.threads, "seed": options.seed,
+        **asdict(case), **batch, "synthetic": TASKS[case.task].synthetic, "framework_version": "", "threads": options.threads, "seed": options.seed,
         "profile": options.profile, "status": "skipped", "error": None, "metrics": {},
         "plugin": {"name": owner.name, "dist": owner.dist, "dist_version": owner.dist_version} if owner else {},
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "env": environment,
@@ -66,7 +71,8 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
 
     run_dir.create()
     environment = identity.capture()
-    environment.update(run_facts(options.threads, remeasure=options.profile != "smoke"))  # cgroup quota, governor, turbo; the measured GEMM peak
+    environment.update(run_facts(options.threads, remeasure=options.profile != "smoke",
+                                 gpu=any(case.device == "gpu" for case in plan.cases)))  # cgroup quota, governor, turbo; the measured GEMM peak
     executor = make_executor(options, environment)  # first: a cluster that cannot be reached writes nothing
     todo = [(c, r) for c, r in schedule(plan.cases, options.repeat) if (c.id, r) not in finished]
     state = RunState(run_id or new_run_id(), len(todo))

@@ -35,11 +35,14 @@ import numpy as np
 import pytest
 
 from dlbench.contract import Setup, TaskData
+from dlbench.errors import FrameworkUnavailable
 from dlbench.plugins.registry import ENTRY_POINT_GROUP, EXTRA_ENV, load_registry
 from dlbench.running.rundir import RunDir
 from dlbench.plugins.fairness import REQUIRED_KEYS, profile_problems
 from dlbench.stream import BatchStream
-from dlbench.testing.probes import CountingHook, MappedStream, batch_dimension, clock_guard, permuted_rows, to_numpy
+from dlbench.testing.probes import (CountingHook, MappedStream, batch_dimension, clock_guard, dtype_name, permuted_rows,
+                                    to_numpy)
+from dlbench.testing.watchdog import time_limit
 from dlbench.zoo import MODELS, Dropout, ModelSpec, SpatialDropout1D, get_model
 
 DEFAULT_MODELS = ("softmax", "mlp", "cnn", "lstm")  # one of each family the harness times; unsupported ones skip
@@ -127,7 +130,10 @@ class Kit:
                       seed=suite.seed if seed is None else seed, threads=suite.threads, batch_size=suite.batch_size,
                       stream=stream)
         self.last_setup = setup
-        return self.framework.prepare(setup)
+        try:
+            return self.framework.prepare(setup)
+        except FrameworkUnavailable as exc:  # the plugin's "cannot run this case here", with its reason
+            pytest.skip(f"{self.name}/{self.variant} cannot run {spec.name} on {suite.device} here: {exc}")
 
     def probe(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
         data = self.data(spec.modality)
@@ -227,8 +233,10 @@ class Kit:
                 session.sync()
                 seen["batch_dims"][n] = batch_dimension(out)
             staged = session.stage(x[:5])
-            first = to_numpy(session.predict(staged))
+            output = session.predict(staged)
             session.sync()
+            seen["output_dtype"] = dtype_name(output)
+            first = to_numpy(output)
             seen["predictions"] = (first, to_numpy(session.predict(staged)))
             data = self.data(spec.modality)
             hook = CountingHook(self.suite.hook_steps,
@@ -321,6 +329,15 @@ class FrameworkConformance:
     hook_steps: ClassVar[int] = 7  # 30 steps -> 4 hook calls, then 2 steps without one
     worker_timeout: ClassVar[float] = 300.0
     worker_profile: ClassVar[str] = "smoke"  # of the real-worker runs; "quick" times long enough to count threads
+    # Every test's limit in seconds (dlbench.testing.watchdog): past it the test fails with every thread's
+    # stack; a native hang that never returns to Python ends the process time_limit_grace seconds later.
+    time_limit: ClassVar[float] = 420.0
+    # A second suite of one plugin (another variant, another device) sets it: the tests whose outcome does not
+    # depend on the variant or the device (PLUGIN_TESTS: discovery, the cheap questions, parameter counts of
+    # models it does not train, the real-worker runs and the thread budget) are skipped; the first suite
+    # proves them. What the variant changes (precision, dtypes, training, sync, the profile) is still tested.
+    session_tests_only: ClassVar[bool] = False
+    time_limit_grace: ClassVar[Optional[float]] = None  # default max(30 s, a quarter of the limit)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "model" in metafunc.fixturenames:
@@ -338,6 +355,16 @@ class FrameworkConformance:
             if cls.device != "cpu":  # a GPU suite on a machine (or a build) without one: say why, skip it all
                 _skip_unless_device(kit, cls.device)
             yield kit
+
+    @pytest.fixture(autouse=True)
+    def _kit_time_limit(self, request: pytest.FixtureRequest) -> Any:
+        """No kit test hangs in silence: see ``time_limit``."""
+        if self.session_tests_only and _plugin_level(request):
+            pytest.skip("session_tests_only: the plugin's first suite tests this (it does not depend on the "
+                        "variant or the device)")
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with time_limit(self.time_limit, request.node.nodeid, self.time_limit_grace, capture):
+            yield
 
     # -- discovery and the cheap questions --------------------------------------------------------------
     def test_found_through_the_entry_point(self, kit: Kit) -> None:
@@ -441,6 +468,14 @@ class FrameworkConformance:
         assert seen["final"] == seen["final_again"], f"{model}: evaluate() twice after training differs"
         first, second = seen["predictions"]
         np.testing.assert_array_equal(first, second, err_msg=f"{model}: predict() twice on one batch differs")
+
+    def test_predict_returns_float32_logits(self, kit: Kit, model: str) -> None:
+        """Whatever a variant computes in, predict() hands back float32 logits, as the loss is computed."""
+        dtype = kit.observed(model)["output_dtype"]
+        assert dtype in ("float32", "float64"), (
+            f"{model}: predict() of {kit.name}/{kit.variant} returned {dtype} logits: return them in float32, as the "
+            "loss is computed (a reduced-precision variant casts its last output: torch out.float(), JAX "
+            "out.astype(jnp.float32), Keras out.astype('float32')), so every framework hands back the same dtype")
 
     def test_predict_keeps_the_batch_dimension(self, kit: Kit, model: str) -> None:
         dims = kit.observed(model)["batch_dims"]
@@ -658,6 +693,21 @@ class FrameworkConformance:
             f"{seen['top_shares']}): "
             f"apply the budget to every pool the framework starts (describe() says: "
             f"{(record.get('fairness') or {}).get('threads')!r}); see 'The thread budget' in the plugin guide")
+
+
+# Tests whose outcome is the plugin's, not its variant's or device's (see session_tests_only).
+PLUGIN_TESTS = frozenset({
+    "test_found_through_the_entry_point", "test_listed_by_dlbench_list", "test_version_is_a_string",
+    "test_variants_are_named", "test_devices_are_really_here", "test_cheap_questions_import_no_framework",
+    "test_supports_answers_for_every_zoo_model", "test_runs_in_the_real_worker", "test_thread_budget_is_kept"})
+
+
+def _plugin_level(request: pytest.FixtureRequest) -> bool:
+    node = request.node
+    if getattr(node, "originalname", node.name) in PLUGIN_TESTS:
+        return True
+    params = getattr(getattr(node, "callspec", None), "params", {})
+    return "zoo_model" in params and params["zoo_model"] not in list(node.cls.models or DEFAULT_MODELS)
 
 
 def _skip_unless_device(kit: Kit, device: str) -> None:

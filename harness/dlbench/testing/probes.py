@@ -83,16 +83,33 @@ def batch_dimension(output: Any) -> int:
     return int(shape[0])
 
 
-def to_numpy(output: Any) -> np.ndarray:
-    """A host copy of a prediction (after ``sync``): numpy, torch (any device), TF, JAX and the like."""
+def dtype_name(output: Any) -> str:
+    """The element type of a prediction, framework-neutral: "float32", "bfloat16", ... ('' when it has none)."""
     if isinstance(output, (tuple, list)) and output:
         output = output[0]
+    dtype = getattr(output, "dtype", None)
+    name = getattr(dtype, "name", None) or str(dtype or "")
+    return name.replace("torch.", "").split("'")[-2] if "'" in name else name.replace("torch.", "")
+
+
+def to_numpy(output: Any) -> np.ndarray:
+    """A host copy of a prediction (after ``sync``): numpy, torch (any device), TF, JAX and the like.
+
+    Reduced-precision outputs (bfloat16, which numpy has no type for) come back as float32, so that one wrong
+    dtype fails the one kit test that checks it instead of every test that reads a prediction.
+    """
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    reduced = dtype_name(output) in ("bfloat16", "float16")
     for method in ("detach", "cpu"):
         if callable(getattr(output, method, None)):
             output = getattr(output, method)()
+    if reduced and callable(getattr(output, "float", None)):  # torch: .numpy() refuses bfloat16
+        output = output.float()
     if callable(getattr(output, "numpy", None)):
         output = output.numpy()
-    return np.asarray(output)
+    array = np.asarray(output)
+    return array.astype(np.float32) if reduced else array
 
 
 def permuted_rows(data: Any, seed: int = 1234) -> tuple[Any, np.ndarray]:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
+from dlbench.testing.signals import sigint_default
+
 # Every node of a test cluster listens on loopback. Ray swaps 127.0.0.1 (and localhost) for the machine's
 # network address when it starts a node; another loopback address it keeps as given.
 LOOPBACK = "127.0.0.2"
@@ -107,7 +109,7 @@ class LocalRayCluster:
                    "--runtime-env-agent-port", str(free_port())]
         log = self.root / f"{name}.log"
         full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **self.client_env, **env}
-        with open(log, "w") as handle:
+        with open(log, "w") as handle, sigint_default():  # ray.cancel interrupts a running task with SIGINT
             process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        env=full_env, start_new_session=True)
         node = RayNode(name, process, log, {"CPU": cpus, **resources})

@@ -50,18 +50,32 @@ class JaxFramework:
     def prepare(self, setup: Setup) -> Any:
         if setup.variant not in self.variants():
             raise ValueError(f"unknown jax variant {setup.variant!r}; choose from {', '.join(self.variants())}")
-        threads = _budget_threads(setup.threads, setup.device)
+        threads = _budget_threads(setup.threads, setup.device, setup.variant == "tuned")
         from dlbench_jax.session import JaxSession  # imports jax
 
         return JaxSession(setup, threads)
 
 
-def _budget_threads(threads: int, device: str) -> str:
+# tuned on a GPU: JAX's "GPU performance tips" code-generation flag, set before jax makes its GPU client
+GPU_TUNED_FLAGS = ("--xla_gpu_triton_gemm_any=true",)
+
+
+def _budget_threads(threads: int, device: str, tuned: bool = False) -> str:
     """Size XLA's CPU pools and schedule before jax starts (dlbench.jax_thread_budget: NPROC, XLA_FLAGS, no
-    async dispatch on the CPU); they are read when its client is made."""
+    async dispatch on the CPU); they are read when its client is made. ``tuned`` on a GPU adds GPU_TUNED_FLAGS."""
     if "jax" not in sys.modules:
         os.environ["JAX_PLATFORMS"] = "cuda" if device == "gpu" else "cpu"
-    return jax_thread_budget(threads, device)
+    if not (tuned and device == "gpu") or "jax" in sys.modules:
+        return jax_thread_budget(threads, device)
+    saved = os.environ.get("XLA_FLAGS")
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, [saved, *GPU_TUNED_FLAGS]))
+    try:
+        return jax_thread_budget(threads, device)
+    finally:
+        if saved is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = saved
 
 
 @hookimpl

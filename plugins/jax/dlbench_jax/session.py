@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dlbench import BlockHook, Setup
+from dlbench import BlockHook, DeviceOrder, Setup, check_batch_size, device_memory, fairness_profile
 
 jax.config.update("jax_default_matmul_precision", "highest")  # true float32 on GPUs too (no TF32)
 GLOROT = nn.initializers.xavier_uniform()
@@ -140,6 +140,8 @@ _predict = jax.jit(partial(_apply, train=False), static_argnums=0)
 _train_step = jax.jit(_train_step_fn, static_argnums=(0, 1, 2))
 _train_step_donated = jax.jit(_train_step_fn, static_argnums=(0, 1, 2), donate_argnums=3)
 DONATION_GUIDE = "JAX documentation, FAQ 'Buffer donation' (jax.jit donate_argnums)"
+GPU_FLAGS_GUIDE = ("JAX documentation, 'GPU performance tips', code generation flags: --xla_gpu_triton_gemm_any "
+                   "(Triton for any GEMM it supports)")
 
 
 def _init(net: Net, key: Any, x: Any) -> Any:
@@ -152,6 +154,7 @@ class JaxSession:
     def __init__(self, setup: Setup, threads: str) -> None:
         self.setup, self.threads = setup, threads
         data, spec = setup.data, setup.spec
+        self.batch, self.batches = setup.batch_size, check_batch_size(setup)
         self.binary = spec.outputs == 1
         self.device = jax.devices()[0]
         if (setup.device == "gpu") != (self.device.platform == "gpu"):
@@ -166,12 +169,12 @@ class JaxSession:
         self.tx = _optimizer(spec.recipe)
         self.state = (params, stats, self.tx.init(params), dropout_key, jnp.zeros((), jnp.int32))
         self.x_train, self.y_train = self.stage(data.x_train), self._labels(data.y_train)
-        self.batch, self.batches = setup.batch_size, len(data.x_train) // setup.batch_size
-        if self.batches < 1:
-            raise ValueError(f"batch size {setup.batch_size} exceeds the {len(data.x_train)} training samples")
-        self.stream = setup.stream  # the harness's batch order: each epoch's permutation goes to the device once
-        self.epoch, self.order = -1, None
+        # the harness's batch order: each epoch's permutation goes to the device once, sliced inside the step
+        self.order = DeviceOrder(setup.stream, lambda rows: jax.device_put(np.asarray(rows, np.int32)))
         self._last: Any = None  # the latest prediction, for sync()
+        memory = device_memory(setup.device, jax)  # XLA's peak bytes in use (no reset); None on the CPU
+        if memory is not None:
+            self.peak_device_memory_mb, self.reset_peak_device_memory = memory.peak_mb, memory.reset
 
     # -- the contract --------------------------------------------------------------------------------------
     def param_count(self) -> int:
@@ -179,11 +182,8 @@ class JaxSession:
 
     def train(self, steps: int, hook: Optional[BlockHook] = None) -> None:
         step = _train_step_donated if self.setup.variant == "tuned" else _train_step
-        for epoch, cursor in self.stream.positions(steps, hook):  # the hook runs between two steps
-            if epoch != self.epoch:
-                self.epoch, self.order = epoch, jax.device_put(np.asarray(self.stream.epoch(epoch), np.int32))
-            self.state = step(self.net, self.batch, self.tx, self.state, self.x_train, self.y_train, self.order,
-                                     cursor)
+        for order, cursor in self.order.steps(steps, hook):  # the hook runs between two steps
+            self.state = step(self.net, self.batch, self.tx, self.state, self.x_train, self.y_train, order, cursor)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         loss, hits = 0.0, 0.0
@@ -207,41 +207,36 @@ class JaxSession:
     def sync(self) -> None:
         jax.block_until_ready((self.state, self._last))
 
-    def peak_device_memory_mb(self) -> Optional[float]:
-        """XLA's peak bytes in use on the device (GPU); None on the CPU, where RSS covers it."""
-        stats = self.device.memory_stats() if self.device.platform == "gpu" else None
-        return stats["peak_bytes_in_use"] / 2**20 if stats and "peak_bytes_in_use" in stats else None
-
-    def reset_peak_device_memory(self) -> bool:
-        return False  # JAX has no reset: the peak is the process's, so training's and inference's are not apart
-
     def describe(self) -> Mapping[str, Any]:
-        return {
-            "threads": self.threads,
-            "precision": ("bfloat16 compute (flax dtype=bfloat16: Dense, Conv, Embed, BatchNorm and the LSTM, its "
-                          "state included); float32 parameters, logits, loss and optax Adam"
-                          if self.bf16 else "float32; jax_default_matmul_precision=highest"),
-            "compute_dtype": "bfloat16" if self.bf16 else "float32",
-            "tf32": ("off: jax_default_matmul_precision=highest" if self.device.platform == "gpu"
-                     else "not applicable on CPU"),
-            "compile": "jax.jit of the whole train step (forward, loss, grad, Adam update), traced and compiled "
-                       "by XLA in the first train() call; evaluate and predict are jitted too",
-            "sync": ("jax.block_until_ready on the training state and the last prediction (async dispatch on the GPU; "
-                     "on the CPU computations run on the calling thread, see threads)"),
-            "layout": "NHWC as given by the harness; flatten in H, W, C order; sequences (N, L, C)",
-            "framework_versions": {d: metadata.version(d) for d in ("jax", "jaxlib", "flax", "optax")},
-            "device_name": self.device.device_kind,
-            "seed": f"jax.random.PRNGKey({self.setup.seed}) split for init and dropout (folded with the step)",
-            "batch_order": "the harness's stream (setup.stream): each epoch's permutation put on the device once, "
-                           "batches sliced inside the jitted step",
-            "optimizer": f"optax.adam: {self.setup.spec.recipe.describe()}",
-            "loss": "sigmoid_binary_cross_entropy" if self.binary else "softmax_cross_entropy_with_integer_labels",
-            "lstm": "own Linen cell: fused glorot kernel, orthogonal recurrent kernel, one bias per gate (Keras')",
-            "data": "whole training set resident on the device; batches gathered by index inside the jitted step",
-            "recipe": self.setup.spec.recipe.record(),  # read from the zoo spec, never restated
-            **({"tuning": {"donated_buffers": "train step jitted with donate_argnums=state; " + DONATION_GUIDE}}
-               if self.setup.variant == "tuned" else {}),
-        }
+        on_gpu = self.device.platform == "gpu"
+        return fairness_profile(
+            self.setup, threads=self.threads, compute_dtype="bfloat16" if self.bf16 else "float32",
+            precision=("flax dtype=bfloat16: Dense, Conv, Embed, BatchNorm and the LSTM, its state included; "
+                       "float32 parameters, logits, loss and optax Adam") if self.bf16
+            else "jax_default_matmul_precision=highest",
+            tf32="off: jax_default_matmul_precision=highest" if on_gpu else "",
+            compile="jax.jit of the whole train step (forward, loss, grad, Adam update), traced and compiled by XLA in "
+                    "the first train() call; evaluate and predict are jitted too",
+            sync=("jax.block_until_ready on the training state and the last prediction (async dispatch on the GPU; "
+                  "on the CPU computations run on the calling thread, see threads)"),
+            layout="NHWC as given by the harness; flatten in H, W, C order; sequences (N, L, C)",
+            framework_versions={d: metadata.version(d) for d in ("jax", "jaxlib", "flax", "optax")},
+            device_name=self.device.device_kind if on_gpu else "",
+            seed=f"jax.random.PRNGKey({self.setup.seed}) split for init and dropout (folded with the step)",
+            batches="each epoch's permutation put on the device once, batches sliced inside the jitted step",
+            optimizer="optax.adam", loss="sigmoid_binary_cross_entropy" if self.binary
+            else "softmax_cross_entropy_with_integer_labels",
+            lstm="own Linen cell: fused glorot kernel, orthogonal recurrent kernel, one bias per gate (Keras')",
+            data="whole training set resident on the device; batches gathered by index inside the jitted step",
+            tuning=self._tuning())
+
+    def _tuning(self) -> Optional[dict[str, str]]:
+        if self.setup.variant != "tuned":
+            return None
+        tuning = {"donated_buffers": "train step jitted with donate_argnums=state; " + DONATION_GUIDE}
+        if self.device.platform == "gpu":
+            tuning["triton_gemm_any"] = "XLA_FLAGS=--xla_gpu_triton_gemm_any=true; " + GPU_FLAGS_GUIDE
+        return tuning
 
     def _labels(self, y: np.ndarray) -> Any:
         return jax.device_put(np.asarray(y, dtype=np.float32 if self.binary else np.int32))

@@ -6,11 +6,10 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from dlbench import BlockHook, Setup
+from dlbench import BlockHook, Setup, check_batch_size, device_memory, fairness_profile
 from dlbench_keras import pipeline, runtime, tuned
 from dlbench_keras.variants import Variant
 from dlbench_keras.models import build_model, trainable_params
-
 
 
 class KerasSession:
@@ -18,6 +17,7 @@ class KerasSession:
 
     def __init__(self, setup: Setup, variant: Variant) -> None:
         self.setup, self.variant, self.spec = setup, variant, setup.spec
+        check_batch_size(setup)
         self.rt = runtime.load(variant.backend, setup.device, setup.threads, setup.seed)
         keras = self.rt.keras
         data = setup.data
@@ -35,8 +35,6 @@ class KerasSession:
         self.optimizer = keras.optimizers.Adam(learning_rate=recipe.learning_rate, beta_1=recipe.beta_1,
                                                beta_2=recipe.beta_2, epsilon=recipe.epsilon)
         self.model.compile(optimizer=self.optimizer, loss=loss, metrics=[metric], jit_compile=self._jit())
-        if len(data.x_train) < setup.batch_size:
-            raise ValueError(f"batch size {setup.batch_size} is larger than the training set ({len(data.x_train)} samples)")
         self.stream = setup.stream  # the harness's batch order; each train() call takes its steps' rows
         self.arrays = pipeline.HostArrays(self.rt.tf, data.x_train, self._labels(data.y_train), setup.threads)
         if variant.loop == "custom":
@@ -44,6 +42,9 @@ class KerasSession:
             self.optimizer.build(self.model.trainable_variables)
         self._hook_callback = _make_hook_callback(keras)
         self._predictor = tuned.Predictor(self.rt.tf, self.model) if variant.tuned else None
+        memory = device_memory(setup.device, self.rt.tf or self.rt.torch or self.rt.jax)  # None on the CPU
+        if memory is not None:
+            self.peak_device_memory_mb, self.reset_peak_device_memory = memory.peak_mb, memory.reset
 
     # -- the contract ----------------------------------------------------------------------------------------
     def param_count(self) -> int:
@@ -85,7 +86,8 @@ class KerasSession:
     def predict(self, staged: Any) -> Any:
         if self._predictor is not None:  # tuned: the guides' direct, compiled call (dlbench_keras.tuned)
             return self._predictor(staged)
-        return self.model.predict_on_batch(staged)  # compiled (tf.function) forward, training=False; numpy out
+        out = self.model.predict_on_batch(staged)  # compiled (tf.function) forward, training=False; numpy out
+        return out if self.variant.precision == "float32" else out.astype(np.float32)  # float32 logits, as the loss
 
     def sync(self) -> None:
         if self.rt.jax is not None:  # JAX dispatches asynchronously, on the CPU too
@@ -98,90 +100,39 @@ class KerasSession:
         elif self.rt.torch is not None:
             self.rt.torch.cuda.synchronize()
 
-    def peak_device_memory_mb(self) -> Optional[float]:
-        """Peak device memory since the last reset, as the backend counts it; None on the CPU (RSS covers it)."""
-        rt = self.rt
-        if self.setup.device != "gpu":
-            return None
-        if rt.tf is not None:
-            return rt.tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-        if rt.torch is not None:
-            return rt.torch.cuda.max_memory_allocated() / 2**20
-        stats = rt.jax.devices()[0].memory_stats() or {}
-        return stats["peak_bytes_in_use"] / 2**20 if "peak_bytes_in_use" in stats else None
-
-    def reset_peak_device_memory(self) -> bool:
-        """Start a new peak (between training and inference); False where the backend cannot (JAX)."""
-        if self.setup.device != "gpu":
-            return False
-        if self.rt.tf is not None:
-            self.rt.tf.config.experimental.reset_memory_stats("GPU:0")
-            return True
-        if self.rt.torch is not None:
-            self.rt.torch.cuda.reset_peak_memory_stats()
-            return True
-        return False
-
     def describe(self) -> Mapping[str, Any]:
-        rt, variant = self.rt, self.variant
-        on_gpu = self.setup.device == "gpu"
-        if variant.backend == "tensorflow":
-            compile_mode = "XLA jit_compile" if variant.xla else "tf.function"
-            sync = ("tf.test.experimental.sync_devices()" if on_gpu else
-                    "none needed: on CPU TF executes synchronously (fit, tf.function calls and predict_on_batch "
-                    "return after the work is done)")
-            pipe = "tf.data per train() call over the harness stream's index rows: host tensors gathered, prefetch AUTOTUNE"
-        else:
-            compile_mode = "XLA (jax.jit)" if variant.backend == "jax" else "none (eager torch)"
-            if variant.backend == "jax":
-                sync = ("jax.block_until_ready(trainable variables), after Keras' jax_state_sync at each block end "
-                        "(JAX dispatches asynchronously on a GPU; on the CPU the thread budget turns it off)")
-            else:
-                sync = ("torch.cuda.synchronize()" if on_gpu else
-                        "none needed: torch on CPU runs synchronously (fit, predict_on_batch return after the work)")
-            pipe = "python generator of numpy batches gathered by the harness stream's index rows"
-        return {
-            "framework": "keras",
-            "variant": variant.name,
-            "backend": variant.backend,
-            "training_loop": ("model.fit, one call per train() (steps_per_epoch=steps, epochs=1); the hook runs "
-                              "from a callback between batches"
-                              if variant.loop == "fit" else
-                              "custom: GradientTape train step in a tf.function, python loop"),
-            "threads": "; ".join(dict.fromkeys([rt.threads, rt.interop_threads]  # every pool the backend starts
-                                               + ([pipeline.data_threads(self.setup.threads)] if rt.tf is not None
-                                                  else []))),
-            "interop_threads": rt.interop_threads,
-            "precision": ("float32" if variant.precision == "float32" else
-                          f"{variant.precision} dtype policy: bfloat16 compute in every layer, the LSTM included; "
-                          "float32 variables and loss"),
-            "compute_dtype": "float32" if variant.precision == "float32" else "bfloat16",
-            "compile": compile_mode,
-            "sync": sync,
-            "layout": "NHWC",
-            "framework_versions": dict(rt.versions),
-            "device": self.setup.device,
-            "device_name": rt.device_name,
-            "predict_method": ("model(x, training=False) in tf.function (XLA for small batches)" if variant.tuned else
-                               "model.predict_on_batch (compiled forward, training=False, returns numpy)"),
-            **({"tuning": tuned.settings()} if variant.tuned else {}),
-            "recipe": self.setup.spec.recipe.record(),  # read from the zoo spec, never restated
-            "evaluate_method": f"model.evaluate(batch_size={self.setup.spec.recipe.eval_batch_size})",
-            "data_pipeline": pipe,
-            "loss": type(self.loss_fn).__name__ + "(from_logits=True)",
-            "optimizer": f"keras.optimizers.Adam: {self.setup.spec.recipe.describe()}",
-            "seed": (f"keras.utils.set_random_seed({self.setup.seed})" if variant.backend == "tensorflow" else
-                     f"random, numpy{', torch' if variant.backend == 'torch' else ''} seeded {self.setup.seed}")
-                    + f"; initialiser and dropout seeds derived from {self.setup.seed}",
-            "batch_order": "the harness's stream (setup.stream.take(steps) per train call)",
-            "tf32": rt.tf32 if on_gpu else "not applicable on CPU",
-        }
+        rt, variant, setup = self.rt, self.variant, self.setup
+        recipe, reduced = setup.spec.recipe, variant.precision != "float32"
+        return fairness_profile(
+            setup, framework="keras", variant=variant.name, backend=variant.backend,
+            training_loop=("model.fit, one call per train() (steps_per_epoch=steps, epochs=1); the hook runs from a "
+                           "callback between batches" if variant.loop == "fit" else
+                           "custom: GradientTape train step in a tf.function, python loop"),
+            threads="; ".join(dict.fromkeys([rt.threads, rt.interop_threads]  # every pool the backend starts
+                                            + ([pipeline.data_threads(setup.threads)] if rt.tf is not None else []))),
+            interop_threads=rt.interop_threads,
+            compute_dtype="bfloat16" if reduced else "float32",
+            precision=(f"{variant.precision} dtype policy, bfloat16 compute in every layer, the LSTM included; "
+                       "float32 variables, loss and returned logits") if reduced else "",
+            compile=_compile_mode(variant), sync=_sync_method(variant.backend, setup.device == "gpu"), layout="NHWC",
+            framework_versions=dict(rt.versions), device=setup.device, device_name=rt.device_name,
+            predict_method=("model(x, training=False) in tf.function (XLA for small batches)" if variant.tuned else
+                            "model.predict_on_batch (compiled forward, training=False, returns numpy)"),
+            tuning=_tuning(variant), evaluate_method=f"model.evaluate(batch_size={recipe.eval_batch_size})",
+            data_pipeline=("tf.data per train() call over the harness stream's index rows: host tensors gathered, "
+                           "prefetch AUTOTUNE" if rt.tf is not None else
+                           "python generator of numpy batches gathered by the harness stream's index rows"),
+            loss=type(self.loss_fn).__name__ + "(from_logits=True)", optimizer="keras.optimizers.Adam",
+            seed=(f"keras.utils.set_random_seed({setup.seed})" if variant.backend == "tensorflow" else
+                  f"random, numpy{', torch' if variant.backend == 'torch' else ''} seeded {setup.seed}")
+            + f"; initialiser and dropout seeds derived from {setup.seed}",
+            batches="setup.stream.take(steps) per train call", tf32=rt.tf32 or "")
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _jit(self) -> Any:
-        if self.variant.backend == "tensorflow":
-            return self.variant.xla  # explicit: Keras' "auto" would pick XLA on a GPU and not on CPU
-        return "auto" if self.variant.backend == "jax" else False
+        if self.variant.backend == "jax":
+            return "auto"  # Keras resolves it to True: the jax backend always runs jax.jit
+        return self.variant.xla  # explicit: Keras' "auto" picks XLA on a GPU and not on CPU; torch.compile on torch
 
     def _labels(self, y: np.ndarray) -> np.ndarray:
         if self.binary:
@@ -249,3 +200,30 @@ def _with_policy(keras: Any, policy: str, build: Any) -> Any:
         return build()
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def _compile_mode(variant: Variant) -> str:
+    if variant.backend == "tensorflow":
+        return "XLA jit_compile" if variant.xla else "tf.function"
+    if variant.backend == "jax":
+        return "XLA (jax.jit): jit_compile='auto' resolves to True on the jax backend"
+    return "torch.compile of the train step (jit_compile=True)" if variant.xla else "none (eager torch)"
+
+
+def _sync_method(backend: str, on_gpu: bool) -> str:
+    if backend == "jax":
+        return ("jax.block_until_ready(trainable variables), after Keras' jax_state_sync at each block end "
+                "(JAX dispatches asynchronously on a GPU; on the CPU the thread budget turns it off)")
+    if on_gpu:
+        return "tf.test.experimental.sync_devices()" if backend == "tensorflow" else "torch.cuda.synchronize()"
+    return (f"none needed: on CPU {'TF' if backend == 'tensorflow' else 'torch'} executes synchronously (fit, "
+            "compiled calls and predict_on_batch return after the work is done)")
+
+
+def _tuning(variant: Variant) -> Any:
+    if variant.tuned:
+        return tuned.settings()
+    if variant.backend == "torch" and variant.xla:
+        return {"jit_compile": "model.compile(jit_compile=True): the train step runs torch.compile; "
+                               + tuned.JIT_COMPILE_GUIDE}
+    return None

@@ -28,6 +28,11 @@ GUIDES = {
                          f"used for batches <= {LATENCY_BATCH}, where it pays here",
 }
 
+# The GPU variants torch-fit-jit (and jax-fit, whose jit_compile="auto" is True): Keras' compile option.
+JIT_COMPILE_GUIDE = ("Keras API docs, 'Model training APIs: compile' (jit_compile: XLA on the TensorFlow and JAX "
+                     "backends, where 'auto' enables it; on torch 'auto' means eager and True runs torch.compile "
+                     "with the inductor backend)")
+
 
 class Predictor:
     """``model(x, training=False)`` in two compiled forms, picked by batch size; returns a TF tensor."""

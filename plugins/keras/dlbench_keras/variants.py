@@ -15,7 +15,7 @@ class Variant:
     name: str
     backend: str  # "tensorflow" | "torch" | "jax"
     loop: str  # "fit" (model.fit) | "custom" (GradientTape step in a tf.function)
-    xla: bool  # jit_compile=True
+    xla: bool  # jit_compile=True (XLA on tensorflow, torch.compile on torch; jax always jits)
     precision: str = "float32"  # the Keras dtype policy: "float32" or "mixed_bfloat16"
     tuned: bool = False  # predict as the Keras/TF guides recommend (dlbench_keras.tuned)
 
@@ -31,6 +31,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("mixed-bf16", "tensorflow", "fit", False, "mixed_bfloat16"),  # bf16 compute, float32 weights
         Variant("jax-fit", "jax", "fit", False),
         Variant("torch-fit", "torch", "fit", False),
+        Variant("torch-fit-jit", "torch", "fit", True),  # jit_compile=True: torch.compile of the train step
     )
 }
 
