@@ -212,3 +212,33 @@ def test_affinity_off_leaves_the_worker_free(fake_run):
                                 DLBENCH_AFFINITY="off")
     assert process.returncode == 0, process.stderr
     assert records[0]["metrics"]["machine_state"]["affinity"] == sorted(os.sched_getaffinity(0))
+
+
+def test_the_user_environment_is_recorded_and_never_pooled_with_dlbenchs(fake_run, tmp_path):
+    """--environment user: glibc and the scheduler as shipped (no thresholds, no pinning), every core by
+    default; the record says so and tables and compare keep it apart from dlbench's environment."""
+    from conftest import read_records
+    from dlbench.machine.environment import allocator_env
+    from dlbench.machine.identity import environment_of, key_of
+    from dlbench.report.compare import compare_records
+    from dlbench.report.summary import summarise
+
+    case = ("-m", "softmax", "-t", "synthetic_images", "--steps", "12")
+    process, ours = fake_run(*case, "--threads", "1")
+    assert process.returncode == 0, process.stderr
+    process, _ = fake_run(*case, "--environment", "user", "--out", str(tmp_path / "user"))
+    assert process.returncode == 0, process.stderr
+    users = read_records(tmp_path / "user")
+    user = users[0]
+    assert user["threads"] == os.cpu_count()  # no core left over by default
+    assert user["worker_environment"] == {"name": "user", "allocator": allocator_env(os.environ, "user"), "cpus": None}
+    state = user["metrics"]["machine_state"]
+    assert state["affinity"] == sorted(os.sched_getaffinity(0))
+    assert state["allocator"] == {name: os.environ.get(name) for name in state["allocator"]}  # nothing added
+    assert environment_of(user).startswith("user · ") and not environment_of(ours[0]).startswith("user")
+    assert key_of(user) != key_of(ours[0])
+    users[0]["threads"] = ours[0]["threads"]  # the same budget: the environment alone keeps them apart
+    assert len(set(summarise(ours + users)["machine"])) == 2
+    comparison = compare_records(ours, users)
+    assert not comparison.changes and comparison.incomparable
+    assert comparison.differences == [f"environment {environment_of(ours[0])} vs {environment_of(user)}"]
