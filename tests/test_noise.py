@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -236,9 +237,39 @@ def test_the_user_environment_is_recorded_and_never_pooled_with_dlbenchs(fake_ru
     assert state["affinity"] == sorted(os.sched_getaffinity(0))
     assert state["allocator"] == {name: os.environ.get(name) for name in state["allocator"]}  # nothing added
     assert environment_of(user).startswith("user · ") and not environment_of(ours[0]).startswith("user")
+    metrics = ours[0]["metrics"]  # the CPU clock of the blocks: a plugin that sleeps through its steps uses little
+    assert metrics["train_cpu_share"] < 0.5 and metrics["train_cpu_samples_per_s"] > 2 * metrics["train_samples_per_s"]
+    assert len(metrics["train_blocks_cpu_s"]) == len(metrics["train_blocks_raw"]) and metrics["train_faults_per_step"] >= 0
     assert key_of(user) != key_of(ours[0])
     users[0]["threads"] = ours[0]["threads"]  # the same budget: the environment alone keeps them apart
     assert len(set(summarise(ours + users)["machine"])) == 2
     comparison = compare_records(ours, users)
     assert not comparison.changes and comparison.incomparable
     assert comparison.differences == [f"environment {environment_of(ours[0])} vs {environment_of(user)}"]
+
+
+def test_the_fidelity_protocol_cuts_dlbench_length_blocks_and_refuses_verdicts_it_cannot_give(monkeypatch):
+    """benchmarks/fidelity_protocol.py: blocks of exactly dlbench's steps from a plain loop's clock marks (a
+    mark of no steps stays in its block), and no pass for a loaded run or differing allocator regimes."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from fidelity_protocol import compare_model, cut
+
+    # [steps, samples, wall s, CPU s, faults]: 10 ms and 8 ms of CPU a step, a 50 ms pause (epoch end) after step 4
+    marks = [[i, 128 * i, 0.01 * i + (0.05 if i > 4 else 0), 0.008 * i, 0] for i in range(13)]
+    marks.insert(5, [4, 512, 0.09, 0.032, 0])
+    wall, cpu = cut(marks, 4, skip=0)
+    assert wall == pytest.approx([12800, 512 / 0.09, 12800]) and cpu == pytest.approx([16000] * 3)
+    assert cut(marks, 4, skip=4)[0] == pytest.approx([512 / 0.09, 12800])
+
+    def plain(faults: int, loaded: list) -> dict:
+        return {"train_marks": [[s, b, w, c, faults * s] for s, b, w, c, _ in marks], "warmup": 0,
+                "train_samples_per_s": 10000.0, "infer_marks": [[0, 0, 0.0, 0.0, 0], [1, 128, 0.001, 0.001, 0]],
+                "loaded": loaded}
+
+    ours = {"train": 12800.0, "train_cpu": 16000.0, "faults": 3, "block_steps": 4, "infer": 1.0, "infer_cpu": 1.0,
+            "loaded": []}
+    assert compare_model("m", [ours], [plain(3, [])], False, 2)["verdict"] == "pass"
+    assert compare_model("m", [{**ours, "train": 15000.0}], [plain(3, [])], False, 2)["verdict"] == "FAIL: wall"
+    assert compare_model("m", [ours], [plain(3, ["load 1.4 cores"])], False, 2)["verdict"].startswith("no verdict")
+    assert compare_model("m", [ours], [plain(3, [])], False, 1)["verdict"] == "no verdict: loaded (own share 0.56)"
+    assert "allocator regimes differ" in compare_model("m", [ours], [plain(5000, [])], False, 2)["verdict"]
