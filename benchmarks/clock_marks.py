@@ -9,8 +9,10 @@ both clocks; the loop itself runs as written. A mark costs about a microsecond (
 
 from __future__ import annotations
 
+import argparse
 import resource
 import time
+from typing import Any, Callable, Iterable
 
 
 class Marks(list):
@@ -33,3 +35,31 @@ class Marks(list):
         if first is None or self[-1][2] <= first[2]:
             return float("nan")
         return (self[-1][1] - first[1]) / (self[-1][2] - first[2])
+
+
+def marked_calls(call: Callable[[], Any], seconds: float, samples: int, every: int = 1,
+                 sync: Callable[[], None] = lambda: None) -> Marks:
+    """Inference as a plain loop does it: 5 calls untimed, then calls for ``seconds``, ``every`` at a time
+    (CUDA: a sync after each group keeps the queue short), a mark after each group of ``samples`` each."""
+    for _ in range(5):
+        call()
+    sync()
+    marks, start = Marks(), time.perf_counter()
+    marks.add(0, 0)
+    while time.perf_counter() - start < seconds:
+        for _ in range(every):
+            call()
+        sync()
+        marks.add(every, every * samples)
+    return marks
+
+
+def loop_arguments(description: str, models: Iterable[str]) -> argparse.Namespace:
+    """The command line of a tutorial loop: MODEL --steps N --threads T --batch-size B --infer-seconds S."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("model", choices=sorted(models))
+    parser.add_argument("--steps", type=int, default=300, help="training steps")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--infer-seconds", type=float, default=3.0)
+    return parser.parse_args()

@@ -15,9 +15,8 @@ import argparse
 import json
 import math
 import os
-import time
 
-from clock_marks import Marks
+from clock_marks import Marks, marked_calls
 
 TASKS = {"softmax": "fashion_mnist", "mlp": "fashion_mnist", "mlp64": "fashion_mnist", "cnn": "fashion_mnist",
          "cnn_dropout": "fashion_mnist", "cnn3": "fashion_mnist", "cnn_bn": "fashion_mnist",
@@ -104,13 +103,7 @@ def main() -> None:
     # Staged once, before the clock, as dlbench's Offline does (and MLPerf's: samples are in memory before a
     # test); a numpy batch would make every predict_on_batch call convert it again (1.09-1.29x slower).
     batch = tf.convert_to_tensor(data.x_test[:bs])
-    for _ in range(5):
-        model.predict_on_batch(batch)
-    infer_marks, start = Marks(), time.perf_counter()
-    infer_marks.add(0, 0)
-    while time.perf_counter() - start < args.infer_seconds:
-        model.predict_on_batch(batch)
-        infer_marks.add(1, bs)
+    infer_marks = marked_calls(lambda: model.predict_on_batch(batch), args.infer_seconds, bs)
     print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": marker.marks.whole_rate(warmup),
                       "infer_samples_per_s": infer_marks.whole_rate(), "train_marks": marker.marks,
                       "infer_marks": infer_marks, "steps": marker.marks.steps, "warmup": warmup,

@@ -18,9 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
-from clock_marks import Marks
+from clock_marks import Marks, marked_calls
 
 TASKS = {"softmax": "fashion_mnist", "mlp": "fashion_mnist", "mlp64": "fashion_mnist", "cnn": "fashion_mnist",
          "cnn_dropout": "fashion_mnist", "cnn3": "fashion_mnist", "cnn_bn": "fashion_mnist",
@@ -149,11 +148,8 @@ def main() -> None:
     model.eval()
     batch = x_test[:args.infer_batch_size]
     with torch.inference_mode():
-        for _ in range(5):
-            model(batch)
-        sync()
-        infer_marks = marked_for(lambda: model(batch), sync, args.infer_seconds, 1 if device.type == "cpu" else 64,
-                                 len(batch))  # CUDA: a sync every 64 calls keeps the queue short
+        infer_marks = marked_calls(lambda: model(batch), args.infer_seconds, len(batch),
+                                   1 if device.type == "cpu" else 64, sync)
     print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": marks.whole_rate(warmup),
                       "infer_samples_per_s": infer_marks.whole_rate(), "train_marks": marks,
                       "infer_marks": infer_marks, "steps": args.steps, "warmup": warmup,
@@ -170,18 +166,6 @@ def marked(train, sync, steps: int, every: int, batch_size: int) -> Marks:
         train(count)
         sync()
         marks.add(count, count * batch_size)
-    return marks
-
-
-def marked_for(call, sync, seconds: float, every: int, batch_len: int) -> Marks:
-    """Calls of ``call`` for ``seconds``, ``every`` at a time, a mark after each group (after a sync)."""
-    marks, start = Marks(), time.perf_counter()
-    marks.add(0, 0)
-    while time.perf_counter() - start < seconds:
-        for _ in range(every):
-            call()
-        sync()
-        marks.add(every, every * batch_len)
     return marks
 
 

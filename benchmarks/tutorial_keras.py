@@ -14,13 +14,11 @@ fidelity protocol cuts blocks. Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import time
 
-from clock_marks import Marks
+from clock_marks import Marks, loop_arguments, marked_calls
 
 TASKS = {"cnn": "fashion_mnist", "mlp": "fashion_mnist", "lstm": "synthetic_text"}
 
@@ -65,13 +63,7 @@ def marking_callback(keras, batch_sizes: list[int]):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(TASKS))
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--infer-seconds", type=float, default=3.0)
-    args = parser.parse_args()
+    args = loop_arguments(__doc__.splitlines()[0], TASKS)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -94,13 +86,7 @@ def main() -> None:
     model.fit(data.x_train[:n], data.y_train[:n], batch_size=bs, epochs=math.ceil(args.steps / len(sizes)),
               shuffle=False, verbose=0, callbacks=[callback])
     batch = data.x_test[:bs]
-    for _ in range(5):
-        model.predict_on_batch(batch)
-    infer_marks, start = Marks(), time.perf_counter()
-    infer_marks.add(0, 0)
-    while time.perf_counter() - start < args.infer_seconds:
-        model.predict_on_batch(batch)
-        infer_marks.add(1, bs)
+    infer_marks = marked_calls(lambda: model.predict_on_batch(batch), args.infer_seconds, bs)
     warmup = max(5, args.steps // 10)  # the rates leave out the first steps
     marks = callback.marks
     print(json.dumps({"model": args.model, "train_samples_per_s": marks.whole_rate(warmup),

@@ -14,15 +14,13 @@ blocks. Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clock_marks import Marks
+from clock_marks import Marks, loop_arguments, marked_calls
 
 TASKS = {"cnn": "fashion_mnist", "mlp": "fashion_mnist", "lstm": "synthetic_text"}
 
@@ -91,26 +89,12 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_
 
 def infer(model: nn.Module, batch: torch.Tensor, seconds: float) -> Marks:
     model.eval()
-    marks = Marks()
     with torch.no_grad():
-        for _ in range(5):
-            model(batch)
-        marks.add(0, 0)
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            model(batch)
-            marks.add(1, len(batch))
-    return marks
+        return marked_calls(lambda: model(batch), seconds, len(batch))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(TASKS))
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--infer-seconds", type=float, default=3.0)
-    args = parser.parse_args()
+    args = loop_arguments(__doc__.splitlines()[0], TASKS)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
