@@ -21,8 +21,9 @@ held (the record's ``block_steps``) and summarised with dlbench's estimator. Com
 Verdict: pass when both the wall and the CPU ratio lie in 0.95..1/0.95 (training; Offline inference too
 with ``--loop script``); no verdict when the machine was loaded during a run (others' load beyond the cores
 the budget leaves free, dlbench's own ``disturbed`` flags, a one-thread plain loop that got under 0.9 of its
-core); fail when the allocator regimes differ (over 1,000 minor faults a step on one side, under 250 on the
-other: a plain loop that did not get the thresholds). Exit 0 all passed, 1 a failure or a failed run, 3 no verdict.
+core); fail when the allocator regimes differ (over 1,000 minor faults a step on one side and under half as
+many on the other: a plain loop that did not get the thresholds, or, with glibc's defaults, two processes
+whose histories left glibc's adaptive thresholds in different states). Exit 0 all passed, 1 a failure or a failed run, 3 no verdict.
 docs/fidelity.md has the measurements and what the ratios meant.
 """
 
@@ -47,10 +48,11 @@ from dlbench.stats.estimators import DEFAULT_ESTIMATOR, estimate
 HERE = Path(__file__).resolve().parent
 BATCH = 128
 THRESHOLD = 0.95
-# minor faults a training step: over HIGH, a process runs in glibc's adaptive regime (cnn and lstm training
-# with glibc's defaults: 1,100-19,400 a step, fewer at two threads); under LOW, with the thresholds (0-20, up to
-# ~200 in a short budget's first blocks while the heap still grows); in between, neither is claimed
-HIGH_FAULTS, LOW_FAULTS = 1000.0, 250.0
+# Minor faults a training step: with the thresholds 0-20 (up to ~400 in a short budget's first blocks while the
+# heap still grows); with glibc's defaults cnn and lstm training take 1,100-21,000, and how many depends on what
+# the process did before (one evaluation at batch 1,024 took the tutorial cnn from 10,463 to 135). Two sides
+# whose counts differ by more than FAULTS_RATIO, the larger above HIGH_FAULTS, ran in different allocator states.
+HIGH_FAULTS, FAULTS_RATIO = 1000.0, 2.0
 MIN_SHARE = 0.9  # of its core a one-thread plain loop must get for a verdict
 INFER_BLOCK_S = get_profile("quick").infer_min_block_s  # dlbench's Offline blocks at the default budget
 KEYS = ("train", "train_cpu", "whole", "train_share", "faults", "infer", "infer_cpu", "block_steps")
@@ -160,7 +162,7 @@ def compare_model(model: str, dl_runs: list[dict], plain_raws: list[dict], judge
         judged = [k for k in judged if not k.endswith("cpu")]
     loaded = sorted({flag for run in dl_runs + plain_runs for flag in run["loaded"]})
     faults = sorted(f for f in (ours["faults"], plain["faults"]) if f is not None)
-    if len(faults) == 2 and faults[0] < LOW_FAULTS and faults[1] > HIGH_FAULTS:
+    if len(faults) == 2 and faults[1] > HIGH_FAULTS and faults[1] > FAULTS_RATIO * max(faults[0], 1.0):
         verdict = (f"FAIL: allocator regimes differ (faults/step dlbench {ours['faults']:.0f}, plain "
                    f"{plain['faults']:.0f})")
     elif loaded:
@@ -278,7 +280,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
               f"{number(ours['faults'])} / {number(plain['faults'])} | {number(ours['train_share'], '.2f')} / "
               f"{number(plain['train_share'], '.2f')} | {row['verdict']} |")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"(dlbench / plain loop {args.loop}_*.py, medians over runs, {args.pairs} pairs A B B A; environment "
+    print(f"(dlbench / plain loop {'tutorial' if args.loop == 'tutorial' else 'plain'}_*.py, medians over runs, {args.pairs} pairs A B B A; environment "
           f"{args.environment}, {args.threads} thread(s), batch {BATCH}; ratios on dlbench's estimator over blocks "
           f"of the same steps; judged two-sided {THRESHOLD}..{1 / THRESHOLD:.3f}: training wall and CPU"
           f"{', Offline wall and CPU' if args.loop == 'script' else ''}; load average now {load:.1f})")
