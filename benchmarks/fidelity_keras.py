@@ -25,9 +25,9 @@ CASES = {"cnn": ("fashion_mnist", 300), "mlp": ("fashion_mnist", 1000), "lstm": 
 
 
 def plain_command(args: argparse.Namespace, model: str, task: str, steps: int) -> list[str]:
-    script = "tutorial_keras.py" if args.loop == "tutorial" else "plain_keras.py"
-    return [sys.executable, str(HERE / script), model, "--steps", str(steps), "--threads", str(args.threads),
-            "--batch-size", str(BATCH)]
+    command = [sys.executable, str(HERE / f"{args.loop if args.loop == 'tutorial' else 'plain'}_keras.py"), model,
+               "--steps", str(steps), "--threads", str(args.threads), "--batch-size", str(BATCH)]
+    return command + (["--order", args.order] if args.loop == "tutorial" else [])
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ with ``--loop script``); no verdict when the machine was loaded during a run (ot
 the budget leaves free, dlbench's own ``disturbed`` flags, a one-thread plain loop that got under 0.9 of its
 core); fail when the allocator regimes differ (over 1,000 minor faults a step on one side and under half as
 many on the other: a plain loop that did not get the thresholds, or, with glibc's defaults, two processes
-whose histories left glibc's adaptive thresholds in different states). Exit 0 all passed, 1 a failure or a failed run, 3 no verdict.
+whose histories left glibc's adaptive thresholds in different states).
+Exit 0 all passed, 1 a failure or a failed run, 3 no verdict.
 docs/fidelity.md has the measurements and what the ratios meant.
 """
 
@@ -216,6 +217,8 @@ def parse_args(framework: str, cases: dict[str, tuple[str, int]], devices: tuple
     parser.add_argument("--loop", choices=["tutorial", "script"], default="tutorial",
                         help=f"tutorial: tutorial_{framework}.py, the tutorials' loop (default); script: "
                              f"plain_{framework}.py, which mirrors dlbench's choices (Offline inference judged too)")
+    parser.add_argument("--order", choices=["shuffled", "slices"], default="shuffled",
+                        help="the tutorial loop's batches: a new order every epoch (default), or consecutive slices")
     parser.add_argument("--environment", choices=list(ENVIRONMENTS), default="dlbench",
                         help="both sides in dlbench's environment (default) or a user's: " + ENVIRONMENTS["user"])
     parser.add_argument("--threads", type=int, help="thread budget (default: every core but one; every core "
@@ -280,7 +283,8 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
               f"{number(ours['faults'])} / {number(plain['faults'])} | {number(ours['train_share'], '.2f')} / "
               f"{number(plain['train_share'], '.2f')} | {row['verdict']} |")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"(dlbench / plain loop {'tutorial' if args.loop == 'tutorial' else 'plain'}_*.py, medians over runs, {args.pairs} pairs A B B A; environment "
+    loop = f"tutorial_*.py ({args.order})" if args.loop == "tutorial" else "plain_*.py"
+    print(f"(dlbench / plain loop {loop}, medians over runs, {args.pairs} pairs A B B A; environment "
           f"{args.environment}, {args.threads} thread(s), batch {BATCH}; ratios on dlbench's estimator over blocks "
           f"of the same steps; judged two-sided {THRESHOLD}..{1 / THRESHOLD:.3f}: training wall and CPU"
           f"{', Offline wall and CPU' if args.loop == 'script' else ''}; load average now {load:.1f})")

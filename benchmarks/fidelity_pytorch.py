@@ -28,7 +28,7 @@ CASES = {"cnn": ("fashion_mnist", 400), "mlp": ("fashion_mnist", 3000), "lstm": 
 def plain_command(args: argparse.Namespace, model: str, task: str, steps: int) -> list[str]:
     common = ["--steps", str(steps), "--threads", str(args.threads), "--batch-size", str(BATCH)]
     if args.loop == "tutorial":
-        return [sys.executable, str(HERE / "tutorial_pytorch.py"), model, *common]
+        return [sys.executable, str(HERE / "tutorial_pytorch.py"), model, *common, "--order", args.order]
     return [sys.executable, str(HERE / "plain_pytorch.py"), model, *common, "--infer-batch-size", str(BATCH),
             "--task", task, "--device", "cuda" if args.device == "gpu" else "cpu"]
 

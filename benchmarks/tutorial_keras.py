@@ -4,9 +4,10 @@
 
 The second yardstick of benchmarks/fidelity_keras.py (``--loop tutorial``): the models in the functional API
 with softmax (sigmoid) outputs, ``compile(optimizer="adam", loss="sparse_categorical_crossentropy")``,
-TensorFlow's intra-op (and inter-op) threads set, and one ``model.fit(x, y, batch_size=..., shuffle=False)``
-over consecutive slices: the first N batches when N is under an epoch, else whole epochs (the last short
-batch of each included). Inference: ``model.predict_on_batch`` on one numpy batch of the test set.
+TensorFlow's intra-op (and inter-op) threads set, and one ``model.fit(x, y, batch_size=...)``, shuffled as
+fit does by default (``--order slices``: ``shuffle=False``, consecutive slices): the first N batches' worth of
+samples when N is under an epoch, else whole epochs (the last short batch of each included).
+Inference: ``model.predict_on_batch`` on one numpy batch of the test set.
 It shares nothing with dlbench but ``dlbench.data.load_task`` (the same arrays) and the clock marks
 (benchmarks/clock_marks.py), read by a callback between batches and after every call, from which the
 fidelity protocol cuts blocks. Prints one JSON line.
@@ -84,7 +85,7 @@ def main() -> None:
     sizes = [min(bs, n - start) for start in range(0, n, bs)]
     callback = marking_callback(keras, sizes)
     model.fit(data.x_train[:n], data.y_train[:n], batch_size=bs, epochs=math.ceil(args.steps / len(sizes)),
-              shuffle=False, verbose=0, callbacks=[callback])
+              shuffle=args.order == "shuffled", verbose=0, callbacks=[callback])
     batch = data.x_test[:bs]
     infer_marks = marked_calls(lambda: model.predict_on_batch(batch), args.infer_seconds, bs)
     warmup = max(5, args.steps // 10)  # the rates leave out the first steps
@@ -92,7 +93,8 @@ def main() -> None:
     print(json.dumps({"model": args.model, "train_samples_per_s": marks.whole_rate(warmup),
                       "infer_samples_per_s": infer_marks.whole_rate(), "train_marks": marks,
                       "infer_marks": infer_marks, "steps": marks.steps, "warmup": warmup, "threads": args.threads,
-                      "batch_size": bs, "keras": keras.__version__, "tensorflow": tf.__version__}))
+                      "batch_size": bs, "order": args.order, "keras": keras.__version__,
+                      "tensorflow": tf.__version__}))
 
 
 if __name__ == "__main__":

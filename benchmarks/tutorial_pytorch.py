@@ -4,8 +4,10 @@
 
 The second yardstick of benchmarks/fidelity_pytorch.py (``--loop tutorial``): the models as ``nn.Module``
 classes with torch's default initialisation, ``torch.set_num_threads``, Adam(lr=1e-3) with its defaults, and
-the loop of the "training a classifier" tutorial over consecutive slices of the training set, epoch after
-epoch, the last short batch of an epoch included (no permutation, no gather, no warm-up of its own).
+the loop of the "training a classifier" tutorial, epoch after epoch, the last short batch of an epoch
+included, no warm-up of its own. Batches: a shuffled order every epoch, as the tutorial's
+``DataLoader(shuffle=True)`` gives, drawn the way a loop over tensors in memory does (``torch.randperm``,
+then indexing); ``--order slices``: consecutive slices, unshuffled.
 Inference: ``model.eval()`` and ``model(batch)`` under ``torch.no_grad()`` on one batch of the test set.
 It shares nothing with dlbench but ``dlbench.data.load_task`` (the same arrays) and the clock marks
 (benchmarks/clock_marks.py) read after every step and every call, from which the fidelity protocol cuts
@@ -67,16 +69,21 @@ class TextLSTM(nn.Module):
         return self.fc(hidden[-1])
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int) -> Marks:
-    """The tutorial's loop for ``steps`` steps over consecutive slices, a mark after each step."""
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int, shuffle: bool) -> Marks:
+    """The tutorial's loop for ``steps`` steps, shuffled or over consecutive slices, a mark after each step."""
     criterion = nn.BCEWithLogitsLoss() if isinstance(model, TextLSTM) else nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     marks = Marks()
     marks.add(0, 0)
     while marks.steps < steps:
+        order = torch.randperm(len(x)) if shuffle else None
         for start in range(0, len(x), batch_size):
-            inputs, labels = x[start:start + batch_size], y[start:start + batch_size]
+            if order is None:
+                inputs, labels = x[start:start + batch_size], y[start:start + batch_size]
+            else:
+                batch = order[start:start + batch_size]
+                inputs, labels = x[batch], y[batch]
             optimizer.zero_grad()
             loss = criterion(model(inputs), labels)
             loss.backward()
@@ -109,13 +116,13 @@ def main() -> None:
         x, y = torch.from_numpy(data.x_train).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(data.y_train)
         x_test = torch.from_numpy(data.x_test).permute(0, 3, 1, 2).contiguous()
         model = ConvNet() if args.model == "cnn" else MLP()
-    marks = train(model, x, y, args.steps, args.batch_size)
+    marks = train(model, x, y, args.steps, args.batch_size, args.order == "shuffled")
     infer_marks = infer(model, x_test[:args.batch_size], args.infer_seconds)
     warmup = max(5, args.steps // 10)  # the rates leave out the first steps (allocation, primitive creation)
     print(json.dumps({"model": args.model, "train_samples_per_s": marks.whole_rate(warmup),
                       "infer_samples_per_s": infer_marks.whole_rate(), "train_marks": marks,
                       "infer_marks": infer_marks, "steps": args.steps, "warmup": warmup, "threads": args.threads,
-                      "batch_size": args.batch_size, "torch": torch.__version__}))
+                      "batch_size": args.batch_size, "order": args.order, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":
