@@ -136,14 +136,6 @@ def test_cpu_burned_beside_a_case_is_measured_and_flagged(fake_run):
     assert json.dumps(records[0]["env"]["peak"])  # the run's ceiling travels with every record
 
 
-def test_workers_run_with_fixed_allocator_thresholds_unless_told_not_to(fake_run):
-    from dlbench.machine.environment import ALLOCATOR_ENV
-
-    process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30")
-    assert process.returncode == 0, process.stderr
-    assert records[0]["metrics"]["machine_state"]["allocator"] == ALLOCATOR_ENV
-
-
 
 def test_allocator_settings_yield_to_the_environment(monkeypatch):
     from dlbench.machine.environment import ALLOCATOR_ENV, worker_environment
@@ -196,18 +188,6 @@ def test_a_budget_too_small_for_long_blocks_times_short_ones_and_records_them_me
     assert result.rates == pytest.approx([count * result.raw_block_steps * 8 / s for count, s in groups])
 
 
-def test_a_local_worker_is_pinned_to_the_last_cores_of_its_budget(fake_run):
-    from dlbench.machine.environment import worker_cpus
-
-    allowed = sorted(os.sched_getaffinity(0))
-    process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30", "--threads", "1")
-    assert process.returncode == 0, process.stderr
-    pinned = records[0]["metrics"]["machine_state"]["affinity"]
-    assert pinned == (allowed[-1:] if len(allowed) > 1 else allowed)  # CPU 0 and the rest left to the harness
-    assert worker_cpus(len(allowed)) is None  # a budget of every core: nothing to pin
-    assert worker_cpus(1, {"DLBENCH_AFFINITY": "off"}) is None
-
-
 def test_affinity_off_leaves_the_worker_free(fake_run):
     process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30", "--threads", "1",
                                 DLBENCH_AFFINITY="off")
@@ -215,11 +195,12 @@ def test_affinity_off_leaves_the_worker_free(fake_run):
     assert records[0]["metrics"]["machine_state"]["affinity"] == sorted(os.sched_getaffinity(0))
 
 
-def test_the_user_environment_is_recorded_and_never_pooled_with_dlbenchs(fake_run, tmp_path):
-    """--environment user: glibc and the scheduler as shipped (no thresholds, no pinning), every core by
-    default; the record says so and tables and compare keep it apart from dlbench's environment."""
+def test_dlbenchs_environment_and_the_users_are_recorded_and_never_pooled(fake_run, tmp_path):
+    """dlbench's environment: fixed allocator thresholds, the worker pinned to the last cores of its budget.
+    --environment user: glibc and the scheduler as shipped (no thresholds, no pinning), every core by
+    default; the record says which, and tables and compare keep the two apart."""
     from conftest import read_records
-    from dlbench.machine.environment import allocator_env
+    from dlbench.machine.environment import ALLOCATOR_ENV, allocator_env, worker_cpus
     from dlbench.machine.identity import environment_of, key_of
     from dlbench.report.compare import compare_records
     from dlbench.report.summary import summarise
@@ -227,6 +208,12 @@ def test_the_user_environment_is_recorded_and_never_pooled_with_dlbenchs(fake_ru
     case = ("-m", "softmax", "-t", "synthetic_images", "--steps", "12")
     process, ours = fake_run(*case, "--threads", "1")
     assert process.returncode == 0, process.stderr
+    allowed = sorted(os.sched_getaffinity(0))
+    assert ours[0]["metrics"]["machine_state"]["allocator"] == ALLOCATOR_ENV
+    pinned = ours[0]["metrics"]["machine_state"]["affinity"]
+    assert pinned == (allowed[-1:] if len(allowed) > 1 else allowed)  # CPU 0 and the rest left to the harness
+    assert worker_cpus(len(allowed)) is None  # a budget of every core: nothing to pin
+    assert worker_cpus(1, {"DLBENCH_AFFINITY": "off"}) is None
     process, _ = fake_run(*case, "--environment", "user", "--out", str(tmp_path / "user"))
     assert process.returncode == 0, process.stderr
     users = read_records(tmp_path / "user")
