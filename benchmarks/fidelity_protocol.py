@@ -127,7 +127,8 @@ def summarise_plain(raw: dict[str, Any], block_steps: int, threads: int) -> dict
     last = marks[-1]
     share = (last[3] - first[3]) / (last[2] - first[2])
     calls = raw["infer_marks"]
-    call_s = statistics.median(b[2] - a[2] for a, b in zip(calls, calls[1:])) if len(calls) > 2 else 1.0
+    call_s = statistics.median((b[2] - a[2]) / max(1, b[0] - a[0]) for a, b in zip(calls, calls[1:])) \
+        if len(calls) > 2 else 1.0  # seconds a call (CUDA marks every 64 calls)
     infer_wall, infer_cpu = cut(calls, max(1, math.ceil(INFER_BLOCK_S / max(call_s, 1e-9))))
     loaded = list(raw["loaded"]) + ([f"own share {share:.2f}"] if threads == 1 and share < MIN_SHARE else [])
     return {"train": _estimate(wall), "train_cpu": _estimate(cpu), "whole": raw["train_samples_per_s"],
