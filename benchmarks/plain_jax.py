@@ -6,8 +6,9 @@ No dlbench code except ``dlbench.data.load_task``, so both see identical arrays.
 module written by hand with Flax's default initialisation; training is one ``@jax.jit`` step (forward,
 loss, ``jax.grad``, optax Adam) on batches sliced inside the step from a per-epoch permutation, with the
 training set resident on the device; inference is a loop of a jitted ``model.apply`` on one batch of the
-test set. float32 matmuls at ``highest`` precision (no TF32), as dlbench's float32 cases. The clock is read
-after ``jax.block_until_ready`` at each block boundary. Prints one JSON line like plain_pytorch.py.
+test set. float32 matmuls at ``highest`` precision (no TF32), as dlbench's float32 cases. Clock marks
+(benchmarks/clock_marks.py) are read after ``jax.block_until_ready``: after every step and call on the CPU,
+at a few block boundaries on a GPU. Prints one JSON line like plain_pytorch.py.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
+
+from clock_marks import marked_calls, marked_steps
 
 TASKS = {"mlp": "fashion_mnist", "cnn": "fashion_mnist"}
 
@@ -92,41 +93,6 @@ def trainer(jax, optax, model, data, bs: int):
     return train, state
 
 
-def timed_training(jax, train, state, steps: int, bs: int) -> tuple[float, list[float], int]:
-    """(whole-run samples/s, per-block samples/s, warm-up steps): ten blocks, clock read after a device wait."""
-    warmup = max(5, steps // 10)
-    train(warmup)
-    jax.block_until_ready(state["params"])
-    block = max(1, steps // 10)
-    ends = [time.perf_counter()]
-    for done in range(0, steps, block):
-        train(min(block, steps - done))
-        jax.block_until_ready(state["params"])
-        ends.append(time.perf_counter())
-    rates = [min(block, steps - i * block) * bs / (t1 - t0) for i, (t0, t1) in enumerate(zip(ends, ends[1:]))]
-    return steps * bs / (ends[-1] - ends[0]), rates, warmup
-
-
-def timed_inference(jax, predict, params, x_test, seconds: float, on_cpu: bool) -> tuple[float, list[float]]:
-    for _ in range(5):
-        out = predict(params, x_test)
-    jax.block_until_ready(out)
-    calls, start = 0, time.perf_counter()
-    blocks, block_start, block_calls = [], start, 0
-    while time.perf_counter() - start < seconds:
-        out = predict(params, x_test)
-        calls += 1
-        block_calls += 1
-        if calls % 64 == 0 or on_cpu:
-            jax.block_until_ready(out)  # keep the queue short, so the clock tracks the device
-        now = time.perf_counter()
-        if on_cpu and now - block_start >= 0.1:
-            blocks.append(block_calls * x_test.shape[0] / (now - block_start))
-            block_start, block_calls = now, 0
-    jax.block_until_ready(out)
-    return calls * x_test.shape[0] / (time.perf_counter() - start), blocks
-
-
 def main() -> None:
     args = arguments()
     os.environ.setdefault("JAX_PLATFORMS", "cuda" if args.device == "gpu" else "cpu")
@@ -143,18 +109,24 @@ def main() -> None:
     data = load_task(task)
     model = build(nn, args.model)
     train, state = trainer(jax, optax, model, data, args.batch_size)
-    train_rate, block_rates, warmup = timed_training(jax, train, state, args.steps, args.batch_size)
+    warmup = max(5, args.steps // 10)  # marked too; the rates leave these steps out
+    every = 1 if args.device == "cpu" else max(1, args.steps // 10)
+    marks = marked_steps(train, lambda: jax.block_until_ready(state["params"]), warmup + args.steps, every,
+                         args.batch_size)
     predict = jax.jit(lambda p, x: model.apply({"params": p}, x, False))
     x_test = jax.device_put(data.x_test[:args.infer_batch_size])
-    infer_rate, infer_blocks = timed_inference(jax, predict, state["params"], x_test, args.infer_seconds,
-                                               args.device == "cpu")
-    print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": train_rate,
-                      "train_block_median_samples_per_s": statistics.median(block_rates),
-                      "train_blocks": block_rates, "infer_blocks": infer_blocks,
-                      "infer_samples_per_s": infer_rate, "steps": args.steps, "warmup": warmup,
+    out: dict = {}
+
+    def call() -> None:
+        out["logits"] = predict(state["params"], x_test)
+
+    infer_marks = marked_calls(call, args.infer_seconds, int(x_test.shape[0]), 1 if args.device == "cpu" else 64,
+                               lambda: jax.block_until_ready(out["logits"]))  # a short queue on a device
+    print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": marks.whole_rate(warmup),
+                      "infer_samples_per_s": infer_marks.whole_rate(), "train_marks": marks,
+                      "infer_marks": infer_marks, "steps": args.steps, "warmup": warmup,
                       "threads": args.threads, "batch_size": args.batch_size,
                       "infer_batch_size": int(x_test.shape[0]), "jax": jax.__version__, "device": args.device}))
-
 
 if __name__ == "__main__":
     main()

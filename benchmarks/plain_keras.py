@@ -3,9 +3,10 @@
     python benchmarks/plain_keras.py MODEL --steps N --threads T --batch-size 128
 
 No dlbench code except ``dlbench.data.load_task``, so both see identical arrays. The model is written
-by hand; training is ``model.fit(x, y, batch_size=...)`` with a callback that reads perf_counter between
-batches; inference is a loop of ``model.predict_on_batch`` on one batch of the test set, staged once as a tensor.
-Prints one JSON line: {"train_samples_per_s": ..., "infer_samples_per_s": ..., ...}.
+by hand; training is ``model.fit(x, y, batch_size=...)`` with a callback that marks the clocks between
+batches (benchmarks/clock_marks.py); inference is a loop of ``model.predict_on_batch`` on one batch of the
+test set, staged once as a tensor, marked after every call.
+Prints one JSON line: {"train_samples_per_s": ..., "infer_samples_per_s": ..., "train_marks": ..., ...}.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import argparse
 import json
 import math
 import os
-import statistics
-import time
+
+from clock_marks import Marks, marked_calls
 
 TASKS = {"softmax": "fashion_mnist", "mlp": "fashion_mnist", "mlp64": "fashion_mnist", "cnn": "fashion_mnist",
          "cnn_dropout": "fashion_mnist", "cnn3": "fashion_mnist", "cnn_bn": "fashion_mnist",
@@ -89,62 +90,49 @@ def main() -> None:
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
-    class BatchTimer(keras.callbacks.Callback):
-        """perf_counter between batches: in on_train_batch_begin (= the end of the previous batch) and once
-        at the epoch end. Not in on_train_batch_end: on the jax and torch backends overriding it turns off
-        Keras' asynchronous batch-end dispatch, so the timer would change what it times."""
-
-        def __init__(self, stop_after: int) -> None:
-            super().__init__()
-            self.stop_after, self.ends = stop_after, []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.ends.append(time.perf_counter())
-            if len(self.ends) >= self.stop_after:  # this is the last batch to run
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            if self.model.stop_training:
-                self.ends.append(time.perf_counter())
-
     bs = args.batch_size
     # Full batches only, as dlbench does: a partial last batch makes Keras retrace its train function once
     # (a compile cost, not steady state) in the middle of the timed batches.
     per_epoch = len(data.x_train) // bs
     x_train, y_train = data.x_train[: per_epoch * bs], data.y_train[: per_epoch * bs]
-    timer = BatchTimer(args.steps)
+    marker = batch_marker(keras, args.steps, bs)
     model.fit(x_train, y_train, batch_size=bs, epochs=math.ceil(args.steps / per_epoch), verbose=0,
-              callbacks=[timer])
-    warmup = args.warmup or max(5, args.steps // 10)
-    ends = timer.ends[warmup:]  # ends[i]: when batch warmup + i - 1 had finished
-    train_rate = (len(ends) - 1) * bs / (ends[-1] - ends[0])  # wall time, epoch ends included
-    # The same batches in blocks of >= 0.15 s, median over blocks (how dlbench's quick profile summarises;
-    # it leaves out the rare slow block, e.g. the one holding Keras' work at an epoch end).
-    step_s = statistics.median(b - a for a, b in zip(ends, ends[1:]))
-    per_block = max(1, math.ceil(0.15 / step_s))
-    block_rates = [per_block * bs / (ends[i + per_block] - ends[i]) for i in range(0, len(ends) - per_block, per_block)]
+              callbacks=[marker])
+    warmup = args.warmup or max(5, args.steps // 10)  # the first batches, left out of the rates
 
     # Staged once, before the clock, as dlbench's Offline does (and MLPerf's: samples are in memory before a
     # test); a numpy batch would make every predict_on_batch call convert it again (1.09-1.29x slower).
     batch = tf.convert_to_tensor(data.x_test[:bs])
-    for _ in range(5):
-        model.predict_on_batch(batch)
-    calls, start = 0, time.perf_counter()
-    infer_blocks, block_start, block_calls = [], start, 0  # ~0.1 s blocks, as dlbench's Offline
-    while time.perf_counter() - start < args.infer_seconds:
-        model.predict_on_batch(batch)
-        calls += 1
-        block_calls += 1
-        now = time.perf_counter()
-        if now - block_start >= 0.1:
-            infer_blocks.append(block_calls * bs / (now - block_start))
-            block_start, block_calls = now, 0
-    infer_rate = calls * bs / (time.perf_counter() - start)
-    print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": train_rate,
-                      "infer_samples_per_s": infer_rate, "train_blocks": block_rates, "infer_blocks": infer_blocks,
-                      "train_samples_per_s_block_median": statistics.median(block_rates) if block_rates else None, "steps": len(timer.ends) - 1, "warmup": warmup,
+    infer_marks = marked_calls(lambda: model.predict_on_batch(batch), args.infer_seconds, bs)
+    print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": marker.marks.whole_rate(warmup),
+                      "infer_samples_per_s": infer_marks.whole_rate(), "train_marks": marker.marks,
+                      "infer_marks": infer_marks, "steps": marker.marks.steps, "warmup": warmup,
                       "threads": args.threads, "batch_size": bs, "keras": keras.__version__,
                       "tensorflow": tf.__version__}))
+
+
+def batch_marker(keras, stop_after: int, batch_size: int):
+    """A callback marking the clocks in on_train_batch_begin (= the end of the previous batch) and at the
+    epoch end, stopping fit after ``stop_after`` batches. Not in on_train_batch_end: on the jax and torch
+    backends overriding it turns off Keras' asynchronous batch-end dispatch, so the marks would change what
+    they time. Keras' work between epochs falls in a mark of no steps, so it stays in the block holding it."""
+
+    class BatchMarker(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.marks, self.begun = Marks(), False
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.marks.add(int(self.begun), batch_size * int(self.begun))  # the previous batch has finished
+            self.begun = True
+            if self.marks.steps + 1 >= stop_after:  # this is the last batch to run
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.marks.add(1, batch_size)
+            self.begun = False
+
+    return BatchMarker()
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ No dlbench code except ``dlbench.data.load_task``, so both see identical arrays.
 by hand with torch's default initialisation; training is the usual loop over shuffled index batches of
 tensors held in memory (zero_grad, forward, loss, backward, step); inference is a loop of ``model(x)``
 under ``torch.inference_mode()`` on one batch of the test set.
-Prints one JSON line: {"train_samples_per_s": ..., "infer_samples_per_s": ..., ...}.
+Prints one JSON line: {"train_samples_per_s": ..., "infer_samples_per_s": ..., "train_marks": ..., ...}; the
+marks (benchmarks/clock_marks.py: wall and CPU clock, faults) are read after every step and every call, and
+the fidelity protocol cuts them into blocks as long as dlbench's.
 On ``--device cuda`` the data lives on the GPU, TF32 is off (as in dlbench's float32 cases) and the clock
-is read after ``torch.cuda.synchronize()`` at each block boundary, as any careful CUDA script does.
+is read after ``torch.cuda.synchronize()`` at ten block boundaries, as any careful CUDA script does.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
+
+from clock_marks import marked_calls, marked_steps
 
 TASKS = {"softmax": "fashion_mnist", "mlp": "fashion_mnist", "mlp64": "fashion_mnist", "cnn": "fashion_mnist",
          "cnn_dropout": "fashion_mnist", "cnn3": "fashion_mnist", "cnn_bn": "fashion_mnist",
@@ -138,46 +140,19 @@ def main() -> None:
 
     stream = batches()
     model.train()
-    warmup = args.warmup or max(5, args.steps // 10)
-    train(warmup)
-    sync()
-    # The clock is read between ten blocks (negligible cost): the headline rate is the whole run's, as a
-    # user measures it; the median block rate is also printed, comparable to dlbench's median of blocks
-    # when the machine is busy.
-    block = max(1, args.steps // 10)
-    ends = [time.perf_counter()]
-    for done in range(0, args.steps, block):
-        train(min(block, args.steps - done))
-        sync()
-        ends.append(time.perf_counter())
-    train_rate = args.steps * bs / (ends[-1] - ends[0])
-    block_rates = [min(block, args.steps - i * block) * bs / (t1 - t0)
-                   for i, (t0, t1) in enumerate(zip(ends, ends[1:]))]
-
+    warmup = args.warmup or max(5, args.steps // 10)  # marked too; the rates leave these steps out
+    # A mark after every step on the CPU (no sync needed: the step has finished); on CUDA after a sync at
+    # ten block boundaries, so the clock never interrupts the device's queue inside a block.
+    every = 1 if device.type == "cpu" else max(1, args.steps // 10)
+    marks = marked_steps(train, sync, warmup + args.steps, every, bs)
     model.eval()
     batch = x_test[:args.infer_batch_size]
     with torch.inference_mode():
-        for _ in range(5):
-            model(batch)
-        sync()
-        calls, start = 0, time.perf_counter()
-        infer_blocks, block_start, block_calls = [], start, 0  # ~0.1 s blocks, as dlbench's Offline (CPU)
-        while time.perf_counter() - start < args.infer_seconds:
-            model(batch)
-            calls += 1
-            block_calls += 1
-            now = time.perf_counter()
-            if device.type == "cpu" and now - block_start >= 0.1:
-                infer_blocks.append(block_calls * len(batch) / (now - block_start))
-                block_start, block_calls = now, 0
-            if device.type == "cuda" and calls % 64 == 0:
-                sync()  # keep the queue short, so the loop's clock reads track the device
-        sync()
-        infer_rate = calls * len(batch) / (time.perf_counter() - start)
-    print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": train_rate,
-                      "train_block_median_samples_per_s": statistics.median(block_rates),
-                      "train_blocks": block_rates, "infer_blocks": infer_blocks,
-                      "infer_samples_per_s": infer_rate, "steps": args.steps, "warmup": warmup,
+        infer_marks = marked_calls(lambda: model(batch), args.infer_seconds, len(batch),
+                                   1 if device.type == "cpu" else 64, sync)
+    print(json.dumps({"model": args.model, "task": task, "train_samples_per_s": marks.whole_rate(warmup),
+                      "infer_samples_per_s": infer_marks.whole_rate(), "train_marks": marks,
+                      "infer_marks": infer_marks, "steps": args.steps, "warmup": warmup,
                       "threads": args.threads, "batch_size": bs, "infer_batch_size": len(batch),
                       "torch": torch.__version__, "device": args.device}))
 

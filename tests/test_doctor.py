@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from conftest import run_dlbench
 from test_noise import burners
@@ -51,13 +52,19 @@ def test_advice_names_what_to_change():
     assert [tip for tip in advice({**quiet, "threads": 2}) if "uses every core" in tip]
 
 
-def test_the_default_budget_leaves_one_core_to_the_harness():
+def test_the_default_budget_leaves_one_core_to_the_harness_except_in_the_users_environment():
     from dlbench.cli.main import build_parser
+    from dlbench.cli.run import _resolve_environment
     from dlbench.machine.environment import default_threads
 
     assert [default_threads(n) for n in (1, 2, 4, 64)] == [1, 1, 3, 63]
-    args = build_parser().parse_args(["run", "--all"])
-    assert args.threads == default_threads()
+    assert [default_threads(n, "user") for n in (1, 2, 64)] == [1, 2, 64]
+    for argv, threads in ((["run", "--all"], default_threads()), (["run", "--all", "--environment", "user"],
+                                                                  os.cpu_count()),
+                          (["run", "--all", "--environment", "user", "--threads", "1"], 1)):
+        args = build_parser().parse_args(argv)
+        _resolve_environment(args)
+        assert args.threads == threads
 
 
 def test_doctor_sees_a_busy_machine_measures_the_peak_and_caches_it(tmp_path):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -135,14 +136,6 @@ def test_cpu_burned_beside_a_case_is_measured_and_flagged(fake_run):
     assert json.dumps(records[0]["env"]["peak"])  # the run's ceiling travels with every record
 
 
-def test_workers_run_with_fixed_allocator_thresholds_unless_told_not_to(fake_run):
-    from dlbench.machine.environment import ALLOCATOR_ENV
-
-    process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30")
-    assert process.returncode == 0, process.stderr
-    assert records[0]["metrics"]["machine_state"]["allocator"] == ALLOCATOR_ENV
-
-
 
 def test_allocator_settings_yield_to_the_environment(monkeypatch):
     from dlbench.machine.environment import ALLOCATOR_ENV, worker_environment
@@ -195,20 +188,79 @@ def test_a_budget_too_small_for_long_blocks_times_short_ones_and_records_them_me
     assert result.rates == pytest.approx([count * result.raw_block_steps * 8 / s for count, s in groups])
 
 
-def test_a_local_worker_is_pinned_to_the_last_cores_of_its_budget(fake_run):
-    from dlbench.machine.environment import worker_cpus
-
-    allowed = sorted(os.sched_getaffinity(0))
-    process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30", "--threads", "1")
-    assert process.returncode == 0, process.stderr
-    pinned = records[0]["metrics"]["machine_state"]["affinity"]
-    assert pinned == (allowed[-1:] if len(allowed) > 1 else allowed)  # CPU 0 and the rest left to the harness
-    assert worker_cpus(len(allowed)) is None  # a budget of every core: nothing to pin
-    assert worker_cpus(1, {"DLBENCH_AFFINITY": "off"}) is None
-
-
 def test_affinity_off_leaves_the_worker_free(fake_run):
     process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "30", "--threads", "1",
                                 DLBENCH_AFFINITY="off")
     assert process.returncode == 0, process.stderr
     assert records[0]["metrics"]["machine_state"]["affinity"] == sorted(os.sched_getaffinity(0))
+
+
+def test_dlbenchs_environment_and_the_users_are_recorded_and_never_pooled(fake_run, tmp_path):
+    """dlbench's environment: fixed allocator thresholds, the worker pinned to the last cores of its budget.
+    --environment user: glibc and the scheduler as shipped (no thresholds, no pinning), every core by
+    default; the record says which, and tables and compare keep the two apart."""
+    from conftest import read_records
+    from dlbench.machine.environment import ALLOCATOR_ENV, allocator_env, worker_cpus
+    from dlbench.machine.identity import environment_of, key_of
+    from dlbench.report.compare import compare_records
+    from dlbench.report.summary import summarise
+
+    case = ("-m", "softmax", "-t", "synthetic_images", "--steps", "12")
+    process, ours = fake_run(*case, "--threads", "1")
+    assert process.returncode == 0, process.stderr
+    allowed = sorted(os.sched_getaffinity(0))
+    assert ours[0]["metrics"]["machine_state"]["allocator"] == ALLOCATOR_ENV
+    pinned = ours[0]["metrics"]["machine_state"]["affinity"]
+    assert pinned == (allowed[-1:] if len(allowed) > 1 else allowed)  # CPU 0 and the rest left to the harness
+    assert worker_cpus(len(allowed)) is None  # a budget of every core: nothing to pin
+    assert worker_cpus(1, {"DLBENCH_AFFINITY": "off"}) is None
+    process, _ = fake_run(*case, "--environment", "user", "--out", str(tmp_path / "user"))
+    assert process.returncode == 0, process.stderr
+    users = read_records(tmp_path / "user")
+    user = users[0]
+    assert user["threads"] == os.cpu_count()  # no core left over by default
+    assert user["worker_environment"] == {"name": "user", "allocator": allocator_env(os.environ, "user"), "cpus": None}
+    state = user["metrics"]["machine_state"]
+    assert state["affinity"] == sorted(os.sched_getaffinity(0))
+    assert state["allocator"] == {name: os.environ.get(name) for name in state["allocator"]}  # nothing added
+    assert environment_of(user).startswith("user · ") and not environment_of(ours[0]).startswith("user")
+    metrics = ours[0]["metrics"]  # the CPU clock of the blocks: a plugin that sleeps through its steps uses little
+    assert metrics["train_cpu_share"] < 0.5 and metrics["train_cpu_samples_per_s"] > 2 * metrics["train_samples_per_s"]
+    assert len(metrics["train_blocks_cpu_s"]) == len(metrics["train_blocks_raw"])
+    assert metrics["train_faults_per_step"] >= 0
+    assert key_of(user) != key_of(ours[0])
+    users[0]["threads"] = ours[0]["threads"]  # the same budget: the environment alone keeps them apart
+    assert len(set(summarise(ours + users)["machine"])) == 2
+    comparison = compare_records(ours, users)
+    assert not comparison.changes and comparison.incomparable
+    assert comparison.differences == [f"environment {environment_of(ours[0])} vs {environment_of(user)}"]
+
+
+def test_the_fidelity_protocol_cuts_dlbench_length_blocks_and_refuses_verdicts_it_cannot_give(monkeypatch):
+    """benchmarks/fidelity_protocol.py: blocks of exactly dlbench's steps from a plain loop's clock marks (a
+    mark of no steps stays in its block), and no pass for a loaded run or differing allocator regimes."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from fidelity_protocol import compare_model, cut
+
+    # [steps, samples, wall s, CPU s, faults]: 10 ms and 8 ms of CPU a step, a 50 ms pause (epoch end) after step 4
+    marks = [[i, 128 * i, 0.01 * i + (0.05 if i > 4 else 0), 0.008 * i, 0] for i in range(13)]
+    marks.insert(5, [4, 512, 0.09, 0.032, 0])
+    wall, cpu = cut(marks, 4, skip=0)
+    assert wall == pytest.approx([12800, 512 / 0.09, 12800]) and cpu == pytest.approx([16000] * 3)
+    assert cut(marks, 4, skip=4)[0] == pytest.approx([512 / 0.09, 12800])
+
+    def plain(faults: int, loaded: list) -> dict:
+        return {"train_marks": [[s, b, w, c, faults * s] for s, b, w, c, _ in marks], "warmup": 0,
+                "train_samples_per_s": 10000.0, "infer_marks": [[0, 0, 0.0, 0.0, 0], [1, 128, 0.001, 0.001, 0]],
+                "loaded": loaded}
+
+    ours = {"train": 12800.0, "train_cpu": 16000.0, "faults": 3, "block_steps": 4, "infer": 1.0, "infer_cpu": 1.0,
+            "loaded": []}
+    assert compare_model("m", [ours], [plain(3, [])], False, 2)["verdict"] == "pass"
+    assert compare_model("m", [{**ours, "train": 15000.0}], [plain(3, [])], False, 2)["verdict"] == "FAIL: wall"
+    assert compare_model("m", [ours], [plain(3, ["load 1.4 cores"])], False, 2)["verdict"].startswith("no verdict")
+    assert compare_model("m", [ours], [plain(3, [])], False, 1)["verdict"] == "no verdict: loaded (own share 0.56)"
+    assert "allocator regimes differ" in compare_model("m", [ours], [plain(5000, [])], False, 2)["verdict"]
+    glibc = {**ours, "faults": 1837}  # glibc's defaults on both sides, its adaptive state not the same
+    assert "allocator regimes differ" in compare_model("m", [glibc], [plain(9936, [])], False, 2)["verdict"]
+    assert compare_model("m", [{**ours, "faults": 12692}], [plain(14821, [])], False, 2)["verdict"] == "pass"

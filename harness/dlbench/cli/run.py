@@ -46,16 +46,20 @@ def _add_selection(run: argparse.ArgumentParser) -> None:
 
 
 def _add_measuring(run: argparse.ArgumentParser) -> None:
-    from dlbench.machine.environment import default_threads
+    from dlbench.machine.environment import ENVIRONMENTS, default_threads
 
     cores = os.cpu_count() or 1
     how = run.add_argument_group("how to measure")
     how.add_argument("--profile", default="quick", choices=["smoke", "quick", "gpu", "full"],
                      help="budget: smoke (seconds), quick (default, ~10 min for --all), gpu (quick's steps at the "
                           "knee batch, short timing), full (tutorial epochs)")
-    how.add_argument("--threads", type=int_in("--threads", 1, cores), default=default_threads(cores),
+    how.add_argument("--threads", type=int_in("--threads", 1, cores),
                      help=f"thread budget given to every framework (default {default_threads(cores)}: every core "
-                          f"but one, left to the harness and the OS; {cores} to use all)")
+                          f"but one, left to the harness and the OS; {cores} to use all; {cores} with "
+                          "--environment user)")
+    how.add_argument("--environment", choices=list(ENVIRONMENTS), default="dlbench",
+                     help="the workers' environment: " + "; ".join(f"{name}: {what}" for name, what in
+                                                                   ENVIRONMENTS.items()) + " (default dlbench)")
     how.add_argument("--repeat", type=int_in("--repeat", 1, 1000), default=1,
                      help="run each case N times in fresh processes, interleaved A B B A")
     how.add_argument("--steps", type=int_in("--steps", 2, 10_000_000), help="training steps (overrides the profile)")
@@ -103,13 +107,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         run_dir, finished, run_id = _new_run_dir(args), frozenset(), None
     _check_run_arguments(args)
+    _resolve_environment(args)
     from dlbench.measure.profiles import get_profile
 
     selection = Selection(args.framework, args.model, args.task, args.variant, args.device,
                           args.batch_size or [get_profile(args.profile).batch_size], args.data_dir)
     registry = load_registry()
     plan = make_plan(registry, selection)
-    options = runner.RunOptions(profile=args.profile, threads=args.threads, seed=args.seed,
+    options = runner.RunOptions(profile=args.profile, threads=args.threads, environment=args.environment,
+                                seed=args.seed,
                                 repeat=args.repeat, steps=args.steps, infer_batch_size=args.infer_batch_size,
                                 target=args.target, augment=args.augment, data_dir=args.data_dir,
                                 case_timeout=args.case_timeout, verbose=args.verbose)
@@ -120,7 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for note in plan.notes:
         say(f"note: {note}")
     say(f"{len(plan.cases)} cases x {args.repeat} repeat(s), {len(plan.skipped)} skipped for missing data; "
-        f"profile {args.profile}, {args.threads} thread(s); results in {run_dir.results}")
+        f"profile {args.profile}, {args.threads} thread(s), {args.environment}'s environment; "
+        f"results in {run_dir.results}")
     with run_dir.lock():
         manifest = {"argv": _saved_options(args), "out": str(run_dir), "status": "running",
                     "started": datetime.now().isoformat(timespec="seconds"), "dlbench": __version__}
@@ -175,6 +182,15 @@ def _check_run_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--format {args.format!r} is not a tabulate format; choose from {', '.join(tabulate_formats)}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such folder")
+
+
+def _resolve_environment(args: argparse.Namespace) -> None:
+    """--environment (a run resumed from before it: dlbench's) and the thread budget it implies by default."""
+    from dlbench.machine.environment import default_threads
+
+    args.environment = getattr(args, "environment", None) or "dlbench"
+    if args.threads is None:
+        args.threads = default_threads(os.cpu_count() or 1, args.environment)
 
 
 def _executor_options(args: argparse.Namespace, options: Any) -> None:

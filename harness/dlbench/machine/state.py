@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 STEAL_FLAG = 0.05  # steal share of the window from which a case is flagged
+WAIT_FLAG = 0.10  # share of its runnable time the worker's busiest thread waited for a CPU, from which it is flagged
 LOAD_FLAG_CORES = 0.25  # cores used by other processes, beyond the cores the budget leaves free
 MIN_WINDOW_S = 0.2  # shorter windows hold too few jiffies (10 ms each) to flag anything
 BUSY_PROCESS_CORES = 0.05  # a process counts as busy from this CPU share
@@ -199,6 +200,19 @@ def flags(machine: dict[str, Any], threads: int, cores: int) -> list[str]:
     if others is not None and others > free + LOAD_FLAG_CORES:
         reasons.append(f"load {others:.1f} cores")
     return reasons
+
+
+def wait_flag(cpu_share: Any, timed_s: Any) -> Optional[str]:
+    """'wait 43%' when the worker's busiest thread spent that share of its runnable time waiting for a CPU
+    (``threads_observed.cpu_share`` from schedstat), else None.
+
+    The machine-wide load misses a core shared with one other process: a worker pinned to CPU 1 got 57% of
+    it while ``others_cores`` read 0.57 of the 1 core its budget left free, so no ``load`` flag (docs/fidelity.md).
+    """
+    if not isinstance(cpu_share, (int, float)) or not isinstance(timed_s, (int, float)) or timed_s < MIN_WINDOW_S:
+        return None
+    waited = 1.0 - cpu_share
+    return f"wait {100 * waited:.0f}%" if waited > WAIT_FLAG else None
 
 
 def cgroup_cpus(root: str = "/sys/fs/cgroup") -> Optional[float]:

@@ -10,12 +10,18 @@ seconds`` (device time between the two; it waits for the stop event) and ``name`
 Per timed block the record keeps host seconds / device seconds: 1.0 means the host clock measured the
 device's work; below 1 a ``sync()`` returned before the work was done.
 
+CPU clock: per block, the process's CPU seconds (all its threads) and minor page faults, read innermost with
+the host clock. A block's rate on the CPU clock (samples per CPU second) hardly moves when other processes
+take the core (a wall-clock rate does), so the fidelity benchmarks compare it with a plain loop's
+(docs/fidelity.md); faults per step say which allocator regime a process ran in (docs/noise.md, section 3).
+
 Memory: a session may offer ``peak_device_memory_mb()`` and ``reset_peak_device_memory() -> bool``; the
 peak is read after training (with its evaluations) and after inference, reset in between.
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -27,10 +33,17 @@ from dlbench.plugins.guarded import GuardedSession, plugin_call
 
 @dataclass
 class _Timed:
-    """Per block, in the order blocks ran: host seconds and device seconds (device timer)."""
+    """Per block, in the order blocks ran: host seconds, device seconds (device timer), the process's CPU
+    seconds and minor page faults."""
 
     host: list[float] = field(default_factory=list)
     device: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    faults: list[int] = field(default_factory=list)
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 class _PhaseMeter:
@@ -72,6 +85,7 @@ class CaseMeters:
         self.peaks: dict[str, Optional[float]] = {}
         self.reset_ok: Optional[bool] = None
         self._host_started = 0.0
+        self._cpu_started, self._faults_started = 0.0, 0
         self._timer_open = False
         self.reset_peak()  # the peak of set-up and parity checks is not the training's
 
@@ -85,10 +99,13 @@ class CaseMeters:
         if self.timer is not None:
             plugin_call(self.session.plugin, "device_timer().start", self.timer.start)
             self._timer_open = True
+        self._faults_started, self._cpu_started = _minor_faults(), time.process_time()
         self._host_started = time.perf_counter()
 
     def timer_stop(self) -> None:
         host = time.perf_counter() - self._host_started
+        self.timed.cpu.append(time.process_time() - self._cpu_started)
+        self.timed.faults.append(_minor_faults() - self._faults_started)
         device = float("nan")
         if self.timer is not None and self._timer_open:
             device = float(plugin_call(self.session.plugin, "device_timer().stop", self.timer.stop))
@@ -131,7 +148,9 @@ class CaseMeters:
         return [i for phase in phases for meter in self.phases.get(phase, []) for i in meter.blocks[1:]]
 
     def metrics(self, train_rate: Optional[float], infer_rate: Optional[float],
-                train_rates: list[float], infer_rates: list[float]) -> dict[str, Any]:
+                train_rates: list[float], infer_rates: list[float],
+                batch_sizes: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+        """The record's fields of these meters; ``batch_sizes``: training's and Offline's, for faults per step/call."""
         self.energy.close()
         train_blocks, infer_blocks = self.timed_blocks("train", "top_up"), self.timed_blocks("infer")
         info = self.energy.describe()
@@ -148,6 +167,8 @@ class CaseMeters:
                 if joules <= 0:
                     info.setdefault("reason", "the counter did not advance over the timed blocks (too short?)")
         out["energy"] = info
+        out.update(self._cpu_clock("train", train_blocks, train_rates, batch_sizes[0], "step"))
+        out.update(self._cpu_clock("infer", infer_blocks, infer_rates, batch_sizes[1], "call"))
         if self.timer is not None:
             out["device_timer"] = str(getattr(self.timer, "name", type(self.timer).__name__))
             for prefix, blocks, rates in (("train", train_blocks, train_rates), ("infer", infer_blocks, infer_rates)):
@@ -160,6 +181,21 @@ class CaseMeters:
             if not self.reset_ok:
                 out["device_memory_note"] = ("the framework cannot reset its peak: the inference peak is not "
                                              "separable from training's")
+        return out
+
+    def _cpu_clock(self, prefix: str, blocks: list[int], rates: list[float], batch: int, unit: str) -> dict[str, Any]:
+        """Per block CPU seconds, the blocks' rates on the CPU clock, the CPU share of the wall time, faults per
+        step (or call); nothing when the blocks and the rates do not line up."""
+        if not blocks or len(blocks) != len(rates) or max(blocks) >= len(self.timed.cpu):
+            return {}
+        cpu = [self.timed.cpu[i] for i in blocks]
+        samples = [rate * self.timed.host[i] for rate, i in zip(rates, blocks)]
+        host = sum(self.timed.host[i] for i in blocks)
+        out: dict[str, Any] = {f"{prefix}_blocks_cpu_s": cpu,
+                               f"{prefix}_cpu_blocks": [n / s for n, s in zip(samples, cpu) if s > 0],
+                               f"{prefix}_cpu_share": sum(cpu) / host if host > 0 else None}
+        if batch and sum(samples) > 0:
+            out[f"{prefix}_faults_per_{unit}"] = sum(self.timed.faults[i] for i in blocks) * batch / sum(samples)
         return out
 
     def _agreement(self, prefix: str, blocks: list[int], rates: list[float]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench.stats.estimators import DEFAULT_ESTIMATOR, NOISY_IQR_RATIO, rate_summary
+from dlbench.machine.state import wait_flag
+from dlbench.stats.estimators import DEFAULT_ESTIMATOR, NOISY_IQR_RATIO, estimate, rate_summary
 
 TRAINING_FLOPS_FACTOR = 3  # forward + backward counted as three forward passes
 
@@ -24,6 +25,9 @@ def derive_metrics(metrics: dict[str, Any], batch_size: int) -> dict[str, Any]:
         blocks = metrics.get(f"{prefix}_blocks")
         if blocks:
             metrics.update(rate_summary(prefix, blocks, estimator))
+        cpu_blocks = metrics.get(f"{prefix}_cpu_blocks")
+        if cpu_blocks:  # the same estimator on the CPU clock (dlbench.measure.device_meters)
+            metrics[f"{prefix}_cpu_samples_per_s"] = estimate(cpu_blocks, estimator)
     flops = metrics.get("flops_per_sample")
     train_rate = metrics.get("train_samples_per_s")
     if train_rate:
@@ -45,5 +49,9 @@ def derive_metrics(metrics: dict[str, Any], batch_size: int) -> dict[str, Any]:
     machine = metrics.get("machine_state")
     if isinstance(machine, dict):  # why the timed window was disturbed: ["steal 14%", "load 1.3 cores"]
         metrics["disturbed"] = [str(reason) for reason in machine.get("flags") or []]
+    observed = metrics.get("threads_observed")
+    waited = wait_flag(observed.get("cpu_share"), observed.get("timed_s")) if isinstance(observed, dict) else None
+    if waited:  # the worker's own core was shared, which the machine-wide load can miss (a pinned core)
+        metrics.setdefault("disturbed", []).append(waited)
     metrics["noisy"] = any((metrics.get(f"{p}_iqr_rel") or 0) > NOISY_IQR_RATIO for p in ("train", "infer"))
     return metrics

@@ -133,7 +133,7 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
         "target_accuracy": target, "time_to_accuracy_s": training.tta_s, "train_wall_s": training.end_s,
     }
     metrics.update(device.metrics(_median(training.rates), _median(offline.block_samples_per_s), training.raw_rates,
-                                  offline.block_samples_per_s))  # the device timer saw the blocks as timed
+                                  offline.block_samples_per_s, (bs, infer_bs)))  # the blocks as timed
     observed = meter.summary(case["threads"])
     if observed:
         metrics.update(threads_observed=observed, busy_threads=observed["busy"],

@@ -1,6 +1,6 @@
 """What a case's repeats say about how far to trust its numbers, as summary columns.
 
-- ``disturbed``: why the timed window was not the case's alone (``steal 14%``, ``load 1.3 cores``), the
+- ``disturbed``: why the timed window was not the case's alone (``steal 14%``, ``load 1.3 cores``, ``wait 43%``), the
   worst of each kind over the repeats (``metrics.disturbed`` from ``metrics.machine_state``, dlbench.machine.state);
 - ``ci_unreached``: repeats whose adaptive sampling hit its time cap before the estimator's 95% CI
   half-width got under the target (``metrics.train_ci_reached``);
@@ -95,7 +95,8 @@ def legend(rows: list[dict[str, Any]], label: Any = None, limit: int = 6) -> lis
         named = "; ".join(f"{label(row) if label else row['case_id']}: {row['disturbed']}" for row in hit[:limit])
         more = f"; and {len(hit) - limit} more" if len(hit) > limit else ""
         notes.append(f"~ disturbed (steal: CPU time the hypervisor gave to others; load: cores other processes used, "
-                     f"beyond those the thread budget leaves free) during the timed blocks: {named}{more}; "
+                     f"beyond those the thread budget leaves free; wait: share of its runnable time the worker's "
+                     f"busiest thread waited for a CPU) during the timed blocks: {named}{more}; "
                      f"`dlbench doctor` says what to change")
     missed = [row for row in rows if row.get("ci_unreached")]
     if missed:

@@ -45,7 +45,7 @@ def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path, 
         with open(log_path, "w", encoding="utf-8", errors="replace") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log if not options.verbose else None,
                                        stderr=subprocess.STDOUT if not options.verbose else None,
-                                       env={**worker_environment(options.threads, options.verbose),
+                                       env={**worker_environment(options.threads, options.verbose, options.environment),
                                             **(extra_env or {})},
                                        start_new_session=True, preexec_fn=preexec_fn)
             try:

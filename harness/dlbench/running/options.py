@@ -10,6 +10,7 @@ from typing import Optional
 class RunOptions:
     profile: str = "quick"
     threads: int = 1
+    environment: str = "dlbench"  # the workers' environment: dlbench's (fixed allocator, pinned) or the user's
     seed: int = 0
     repeat: int = 1
     steps: Optional[int] = None

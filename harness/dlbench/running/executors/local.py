@@ -20,7 +20,8 @@ class LocalExecutor:
     def __init__(self, options: "RunOptions", environment: dict[str, Any]) -> None:
         self.options = options
         self.machine = identity.facts(environment)
-        self.worker_environment = describe(worker_cpus(options.threads))  # pinned as pinning() pins
+        self.worker_environment = describe(worker_cpus(options.threads, environment=options.environment),
+                                           environment=options.environment)  # pinned as pinning() pins
 
     def run(self, jobs: Sequence[Job], timeout: float, run_dir: "RunDir", announce: Announce) -> Iterator[Finished]:
         from dlbench.running.launch import run_worker
@@ -30,7 +31,7 @@ class LocalExecutor:
             started_at, started = now_iso(), time.monotonic()
             log_path = attempt_log(run_dir, job)
             outcome = run_worker(job.case, self.options, timeout, log_path,  # KeyboardInterrupt kills the worker
-                                 preexec_fn=pinning(self.options.threads))
+                                 preexec_fn=pinning(self.options.threads, self.options.environment))
             if isinstance(outcome.get("data"), dict):
                 outcome["data"]["origin"] = "local"
             executor = {"name": self.name, "packed": False, "num_cpus": self.options.threads,

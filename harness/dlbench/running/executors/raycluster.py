@@ -94,7 +94,7 @@ class RayExecutor:
 
         self.remote = self.ray.remote(max_retries=0)(run_on_node)  # retries are ours: on another node, recorded
         self.env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
-        self.worker_environment = describe(None)  # a node runs several cases at once: never pinned
+        self.worker_environment = describe(None, environment=options.environment)  # a node: never pinned
 
     # -- connecting -------------------------------------------------------------------------------------
     def _connect(self) -> None:
