@@ -6,7 +6,7 @@ asks for the case's resources (``num_cpus`` = the thread budget, ``num_gpus`` = 
 the node the task starts the same fresh worker process as a local run (``node.run_on_node``). Results
 come back as tasks end and the runner appends them at once. A task whose worker process or node dies
 is a ``crashed`` record naming the node, and is retried (``--retries``) on another node when one can
-take it. Ctrl-C cancels everything outstanding; the worker processes die with their Ray workers.
+take it. Ctrl-C disconnects the driver: Ray kills its tasks' workers, and the case processes die with them.
 """
 
 from __future__ import annotations
@@ -262,15 +262,15 @@ class RayExecutor:
 
     # -- stopping ---------------------------------------------------------------------------------------
     def cancel(self) -> None:
-        """Cancel every outstanding task; force kills its Ray worker, and the case's process dies with it."""
-        for ref in list(self.running):
-            try:
-                self.ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - already finished or its node is gone: nothing left to stop
-                pass
+        """Stop everything outstanding by disconnecting: Ray ends this driver's job and kills the workers of
+        its tasks, and each case's process dies with its Ray worker.
+
+        Not ``ray.cancel(force=True)``: when a task ends while it is being force-cancelled, Ray 2.x's core
+        worker can fail a check ("Tried to complete task that was not pending") and exit the driver with
+        status 1, so an interrupted run lost its exit status 130 (seen in CI)."""
         self.running.clear()
+        if self.ray.is_initialized():
+            self.ray.shutdown()
 
     def close(self) -> None:
         self.cancel()
-        if self.ray.is_initialized():
-            self.ray.shutdown()
