@@ -23,6 +23,7 @@ class RunOptions:
     inference: str = "own"  # own: dlbench's Offline/SingleStream; loadgen: also MLPerf's LoadGen scenarios
     scenarios: tuple[str, ...] = ()  # LoadGen scenarios (empty: all four)
     latency_bound_ms: Optional[float] = None  # LoadGen Server p99 bound (None: the zoo model's)
+    launch: Optional[str] = None  # how workers start: fork | spawn (None: running.launcher.default_launch)
     executor: str = "local"  # where cases run: local | ray (dlbench.running.executors)
     ray_address: Optional[str] = None
     node_type: Optional[str] = None  # a custom Ray resource every case's node must have

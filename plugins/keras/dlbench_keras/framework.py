@@ -8,11 +8,12 @@ worker process that runs the case.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 from importlib import metadata
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from dlbench import FrameworkUnavailable, Setup
+from dlbench import FrameworkUnavailable, Preload, Setup
 from dlbench_keras.models import SUPPORTED_KINDS
 from dlbench_keras.variants import VARIANTS, get_variant
 
@@ -59,6 +60,16 @@ class KerasFramework:
 
     def supports(self, spec: "ModelSpec") -> bool:
         return all(layer.kind in SUPPORTED_KINDS for layer in spec.layers)
+
+    def preload(self, variant: str, device: str) -> Optional[Preload]:
+        """Keras on the variant's backend (one server per backend), except jax: its thread budget must be in
+        the environment before jax is first imported, which happens in ``prepare``."""
+        backend = VARIANTS[variant].backend if variant in VARIANTS else None
+        if backend not in ("tensorflow", "torch") or variant not in self.variants():
+            return None
+        from dlbench_keras import runtime
+
+        return Preload(backend, functools.partial(runtime.preload, backend))
 
     def prepare(self, setup: Setup) -> "KerasSession":
         from dlbench_keras.session import KerasSession

@@ -1,0 +1,231 @@
+"""A fork server: imports a framework once, then forks one fresh worker process per case.
+
+``python -m dlbench.running.forkserver FD SPEC ROOM``, started by ``running.launcher.ForkLauncher`` with the
+worker's environment and on the worker's CPUs, so every library it loads reads what a spawned worker's
+would (thread variables, glibc's malloc thresholds, the CPU set). It imports the harness's worker modules
+and what the framework's ``preload`` names (``dlbench.contract.Preload``), checks that it is still one
+thread with no GPU device open, and says so, or why not, to its launcher over the socket FD.
+
+Then, for each request, it forks a child that becomes the case's worker: a new session, the launcher's
+stdin/stdout/stderr, the worker's CPUs, a fresh numpy seed, ``python -m dlbench.measure.worker CASE RESULT``
+as its command line (written into ROOM, so ``ps`` and ``/proc`` show it as they show a spawned worker), then
+``worker.main`` and ``os._exit``. The server never runs a case itself: every child is forked from the same
+state, the one right after the imports, never from an earlier case's process. It reports the child's pid
+and, when the child has ended, its exit code (as ``subprocess`` does: negative for a signal). When the
+launcher goes away (its socket closes) the server kills the running child's process group and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any, Optional
+
+ROOM = 1024  # characters of command line the children may rewrite (a worker's: python, -m, module, two paths)
+DEVICE_FILES = ("/dev/nvidia", "/dev/dri/", "/dev/kfd", "/dev/accel")  # a GPU context a child must not share
+HARNESS_MODULES = ("numpy", "dlbench.measure.worker", "dlbench.contract", "dlbench.data", "dlbench.data.tasks",
+                   "dlbench.plugins.registry", "dlbench.zoo", "dlbench.stream", "dlbench.results",
+                   "dlbench.measure.metrics", "dlbench.measure.parity", "dlbench.measure.profiles",
+                   "dlbench.measure.timing", "dlbench.measure.device_meters", "dlbench.measure.thread_meter",
+                   "dlbench.machine.state")  # what every worker imports before or around its case
+MESSAGE = 65536
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    sock = socket.socket(fileno=int(argv[0]))
+    spec = json.loads(argv[1])
+    hello = preload(spec)
+    sock.send(json.dumps(hello).encode())
+    if hello["ready"]:
+        serve(sock, spec.get("cpus"))
+    sock.close()
+    return 0
+
+
+def preload(spec: dict[str, Any]) -> dict[str, Any]:
+    """Import the harness's worker modules and the framework's preload; whether this process may fork workers."""
+    import importlib
+
+    started = time.perf_counter()
+    try:
+        for name in HARNESS_MODULES:
+            importlib.import_module(name)
+        loaded = _framework_preload(spec["framework"], spec["variant"], spec["device"])
+    except Exception as exc:  # noqa: BLE001 - a broken preload only means spawning the worker as before
+        return {"ready": False, "why": f"the preload raised {type(exc).__name__}: {exc}"}
+    unfit = unfit_to_fork()
+    hello = {"ready": not unfit, "pid": os.getpid(), "preload": loaded, "preload_s": time.perf_counter() - started,
+             "modules": len(sys.modules)}
+    if unfit:
+        hello["why"] = f"importing {loaded or 'the harness'} {unfit}"
+    return hello
+
+
+def _framework_preload(name: str, variant: str, device: str) -> str:
+    from dlbench.plugins.registry import load_registry
+
+    framework = load_registry().frameworks.get(name)
+    method = getattr(framework, "preload", None)
+    found = method(variant, device) if method is not None else None
+    if found is None:
+        return ""
+    found.load()
+    return f"{name}:{found.key}"
+
+
+def unfit_to_fork() -> str:
+    """Why this process must not fork workers (a thread besides this one, a GPU device open), or ''."""
+    threads = sorted(os.listdir("/proc/self/task"))
+    if len(threads) > 1:
+        names = [_read(f"/proc/self/task/{tid}/comm") for tid in threads if int(tid) != os.getpid()]
+        return f"started {len(threads) - 1} thread(s) ({', '.join(names)}): a forked child would lack them"
+    devices = sorted({target for target in _open_files() if target.startswith(DEVICE_FILES)})
+    if devices:
+        return f"opened {', '.join(devices)}: a forked child cannot use its parent's GPU context"
+    return ""
+
+
+def _open_files() -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+    return found
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return "?"
+
+
+def serve(sock: socket.socket, cpus: Optional[list[int]]) -> None:
+    """Fork a worker for each request; report its pid and exit code; return when the launcher hangs up."""
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, MESSAGE, 3)
+        except OSError:
+            return
+        if not message:
+            return
+        request = json.loads(message)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            become_worker(request, fds, sock, cpus)  # never returns
+        for fd in fds:
+            os.close(fd)
+        sock.send(json.dumps({"pid": pid}).encode())
+        code = wait_child(pid, sock)
+        if code is None:
+            return
+        sock.send(json.dumps({"exit": code}).encode())
+
+
+def wait_child(pid: int, sock: socket.socket) -> Optional[int]:
+    """The child's exit code, as ``subprocess`` gives it; None when the launcher went away first (the child's
+    process group is then killed)."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        pidfd = os.pidfd_open(pid)
+        try:
+            selector.register(pidfd, selectors.EVENT_READ, "child")
+            selector.register(sock, selectors.EVENT_READ, "launcher")
+            while True:
+                for key, _ in selector.select():
+                    if key.data == "child":
+                        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+                    if not sock.recv(MESSAGE):  # the launcher hung up: nobody waits for this case
+                        _kill_group(pid)
+                        os.waitpid(pid, 0)
+                        return None
+        finally:
+            os.close(pidfd)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def become_worker(request: dict[str, Any], fds: list[int], sock: socket.socket, cpus: Optional[list[int]]) -> None:
+    """In the forked child: become the case's worker process, run it, exit; never returns to the server."""
+    started = time.time()
+    code = 70  # EX_SOFTWARE: the child failed before the worker ran
+    try:
+        server = os.getppid()
+        os.setsid()
+        die_with(server)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        sock.close()
+        fresh_process_state()
+        set_command_line(request["command"])
+        from dlbench.measure import worker
+
+        sys.argv = [str(worker.__file__), *request["command"][3:]]  # as `python -m` sets it
+        code = worker.main(request["command"][3:], started_at=started)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - reported in the case's log; the exit code says it failed
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def die_with(parent: int) -> None:
+    """Ask the kernel for SIGKILL when the server dies (a case never outlives the server that answers for it)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the server died before the request took effect
+        os._exit(1)
+
+
+def fresh_process_state() -> None:
+    """What a fresh interpreter has and a forked one would share with its siblings: Python's default signal
+    handlers and entropy-seeded global RNGs (``random`` reseeds itself in a forked child; numpy's does not)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    if "numpy.random" in sys.modules:
+        sys.modules["numpy.random"].seed()
+
+
+def set_command_line(words: list[str]) -> bool:
+    """Write ``words`` over this process's command line (``/proc/self/cmdline``, what ``ps`` shows), within the
+    room the server's own command line left; False when they do not fit."""
+    import ctypes
+
+    fields = _read("/proc/self/stat").rsplit(")", 1)[-1].split()
+    start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49 of proc(5))
+    data = b"\0".join(word.encode() for word in words) + b"\0"
+    if len(data) > end - start:
+        return False
+    ctypes.memmove(start, data.ljust(end - start, b"\0"), end - start)
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
