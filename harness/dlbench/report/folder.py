@@ -21,8 +21,8 @@ from dlbench.report import plots
 from dlbench.report.device import NOTES as DEVICE_NOTES, device_table, not_measured_reasons
 from dlbench.report.html import CSS, PAGE_META, esc, grid_table, html_table, inline_svg, notes_html
 from dlbench.report.scenarios import scenario_table
-from dlbench.report.sections import (Table, environment_table, failures_table, fairness_table, overview_facts,
-                                     task_table)
+from dlbench.report.sections import (TIME_NOTES, Table, environment_table, failures_table, fairness_table,
+                                     overview_facts, task_table, time_table)
 from dlbench.report.summary import summarise
 from dlbench.report.table import Grid, comparison_grid, framework_labels
 from dlbench.version import __version__
@@ -196,6 +196,11 @@ def _html(ctx: _Context) -> str:
         nav.append('<a href="#scenarios">Scenarios</a>')
         parts.append(f'<section id="scenarios"><h2>MLPerf scenarios (LoadGen)</h2>{html_table(scenarios[0])}'
                      f"{notes_html(scenarios[1])}</section>")
+    timing = time_table(ctx.records)
+    if timing is not None:
+        nav.append('<a href="#time">Time</a>')
+        parts.append(f'<section id="time"><h2>Where the time went</h2>{html_table(timing)}'
+                     f"{notes_html(TIME_NOTES)}</section>")
     nav.append('<a href="#environment">Environment</a>')
     parts.append(f'<section id="environment"><h2>Environment</h2>{html_table(environment_table(ctx.records))}'
                  f"<h3>Fairness profile</h3>{html_table(fairness_table(ctx.records, ctx.label_of))}"
@@ -281,6 +286,9 @@ def _markdown(ctx: _Context) -> str:
     if scenarios is not None:
         lines += ["", "## MLPerf scenarios (LoadGen)", "", _md_table(scenarios[0]), ""]
         lines += [f"- {md(note)}" for note in scenarios[1]]
+    timing = time_table(ctx.records)
+    if timing is not None:
+        lines += ["", "## Where the time went", "", _md_table(timing), ""] + [f"- {md(note)}" for note in TIME_NOTES]
     lines += ["", "## Environment", "", _md_table(environment_table(ctx.records)), "",
               "### Fairness profile", "", _md_table(fairness_table(ctx.records, ctx.label_of))]
     failures, tails = failures_table(ctx.records)

@@ -62,14 +62,16 @@ class KerasFramework:
         return all(layer.kind in SUPPORTED_KINDS for layer in spec.layers)
 
     def preload(self, variant: str, device: str) -> Optional[Preload]:
-        """Keras on the variant's backend (one server per backend), except jax: its thread budget must be in
-        the environment before jax is first imported, which happens in ``prepare``."""
+        """Keras on the variant's backend (one server per backend; per device on torch, whose device Keras
+        reads when imported), except jax: its thread budget must be in the environment before jax is first
+        imported, which happens in ``prepare``."""
         backend = VARIANTS[variant].backend if variant in VARIANTS else None
         if backend not in ("tensorflow", "torch") or variant not in self.variants():
             return None
         from dlbench_keras import runtime
 
-        return Preload(backend, functools.partial(runtime.preload, backend))
+        key = backend if backend == "tensorflow" else f"{backend}-{device}"
+        return Preload(key, functools.partial(runtime.preload, backend, device))
 
     def prepare(self, setup: Setup) -> "KerasSession":
         from dlbench_keras.session import KerasSession

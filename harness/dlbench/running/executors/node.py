@@ -2,8 +2,8 @@
 
 This module runs inside a Ray worker on the node. It imports Ray only to ask which node it is on and
 to fetch shipped data. The worker process dies with the Ray worker that started it (the kernel's
-parent-death signal), so a cancelled task, or a node whose Ray processes are killed, leaves no case
-running unseen.
+parent-death signal; a forked one with its fork server, which exits when the Ray worker goes), so a
+cancelled task, or a node whose Ray processes are killed, leaves no case running unseen.
 """
 
 from __future__ import annotations
