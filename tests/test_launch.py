@@ -7,6 +7,8 @@ would see if it ran in, or were forked from, a process that had run the earlier 
 
 from __future__ import annotations
 
+import json
+
 from conftest import read_records, run_dlbench
 
 
@@ -41,6 +43,10 @@ def test_a_forked_case_sees_nothing_of_the_case_before_it_and_starts_as_a_spawne
         harness = record["harness_s"]
         assert set(harness) == {"start", "server", "worker", "hand_back"} and min(harness.values()) >= 0
         assert sum(harness.values()) + sum(record["metrics"]["phases_s"].values()) <= record["wall_s"] + 0.05
+    time_s = json.loads((tmp_path / "fork" / "run.json").read_text())["time_s"]  # where the run's time went
+    assert time_s["fork_servers"] == forked[0]["launch"]["server_start_s"] > 0
+    assert time_s["wall"] >= sum(r["wall_s"] for r in forked) and time_s["timed"] > 0
+    assert abs(sum(v for k, v in time_s.items() if k != "wall") - time_s["wall"]) < 1e-6
 
 
 def test_a_server_whose_preload_starts_a_thread_refuses_and_its_cases_are_spawned(tmp_path):

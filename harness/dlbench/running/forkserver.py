@@ -228,4 +228,7 @@ def set_command_line(words: list[str]) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # as the worker: no interpreter teardown of the frameworks' thread pools and modules (seconds)

@@ -55,7 +55,7 @@ def run_worker(case: Case, options: RunOptions, timeout: float, log_path: Path, 
         with open(log_path, "w", encoding="utf-8", errors="replace") as log, open(os.devnull, "rb") as devnull:
             out = (1, 2) if options.verbose else (log.fileno(), log.fileno())  # -v: the worker's output is ours
             stdio = (devnull.fileno(), *out)
-            process, launch = launcher.start(case, command, stdio)
+            process, launch = launcher.start(case, command, stdio, timeout)
             try:
                 returncode = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -96,8 +96,10 @@ class SpawnLauncher:
     def __init__(self, environment: WorkerEnvironment) -> None:
         self.environment = environment
 
-    def start(self, case: "Case", command: list[str], stdio: Stdio) -> tuple[Any, dict[str, Any]]:
-        """Start ``command`` (the worker's) for ``case``; (a process with pid/wait, the record's ``launch``)."""
+    def start(self, case: "Case", command: list[str], stdio: Stdio,
+              timeout: float = SERVER_START_S) -> tuple[Any, dict[str, Any]]:
+        """Start ``command`` (the worker's) for ``case``; (a process with pid/wait, the record's ``launch``).
+        ``timeout``: the case's, also the longest a fork server may take to import its framework."""
         return self.spawn(command, stdio), {"method": "spawn"}
 
     def spawn(self, command: list[str], stdio: Stdio) -> subprocess.Popen:
@@ -140,11 +142,12 @@ class ForkLauncher(SpawnLauncher):
             return f"{case.framework}:?"
         return f"{case.framework}:{found.key}" if found is not None else ""
 
-    def start(self, case: "Case", command: list[str], stdio: Stdio) -> tuple[Any, dict[str, Any]]:
+    def start(self, case: "Case", command: list[str], stdio: Stdio,
+              timeout: float = SERVER_START_S) -> tuple[Any, dict[str, Any]]:
         key = self.key(case)
         server, fresh = self.servers.get(key), False
         if server is None and key not in self.refused:
-            server, fresh = self._start_server(key, case), True
+            server, fresh = self._start_server(key, case, min(timeout, SERVER_START_S)), True
         if server is None:
             return self.spawn(command, stdio), {"method": "spawn", "asked": "fork", "why": self.refused[key]}
         launch = {"method": "fork", "server_pid": server.pid, "preload": server.hello.get("preload") or "harness"}
@@ -157,11 +160,11 @@ class ForkLauncher(SpawnLauncher):
             server.close()
             return self.spawn(command, stdio), {"method": "spawn", "asked": "fork", "why": str(exc)}
 
-    def _start_server(self, key: str, case: "Case") -> Optional["ForkServer"]:
+    def _start_server(self, key: str, case: "Case", timeout: float) -> Optional["ForkServer"]:
         spec = {"framework": case.framework if key else None, "variant": case.variant, "device": case.device,
                 "cpus": self.environment.cpus}
         log = self.log_dir / f"forkserver-{_safe(key or 'harness')}.log" if self.log_dir else None
-        server = ForkServer(spec, self.environment, log)
+        server = ForkServer(spec, self.environment, log, timeout)
         if not server.hello.get("ready"):
             self.refused[key] = f"fork server refused: {server.hello.get('why', 'no answer')}"
             server.close()
@@ -190,7 +193,8 @@ class ServerGone(RuntimeError):
 class ForkServer:
     """The launcher's end of one fork server process (``dlbench.running.forkserver``)."""
 
-    def __init__(self, spec: dict[str, Any], environment: WorkerEnvironment, log: Optional[Path]) -> None:
+    def __init__(self, spec: dict[str, Any], environment: WorkerEnvironment, log: Optional[Path],
+                 timeout: float = SERVER_START_S) -> None:
         from dlbench.running.forkserver import ROOM
 
         started = time.perf_counter()
@@ -209,9 +213,10 @@ class ForkServer:
                 output.close()
         self.sock, self.pid = ours, self.process.pid
         try:
-            self.hello = self.receive(SERVER_START_S) or {"ready": False, "why": "it exited while importing"}
+            self.hello = self.receive(timeout) or {"ready": False, "why": "it exited while importing"}
         except subprocess.TimeoutExpired:
-            self.hello = {"ready": False, "why": f"no answer after {SERVER_START_S:g} s of importing"}
+            self.hello = {"ready": False, "why": f"no answer after {timeout:g} s of importing"}
+            self.process.kill()
         if log and not self.hello.get("ready"):
             self.hello["why"] = f"{self.hello.get('why')} (log: {log})"
         self.start_s = time.perf_counter() - started

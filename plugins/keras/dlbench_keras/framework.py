@@ -68,10 +68,8 @@ class KerasFramework:
         backend = VARIANTS[variant].backend if variant in VARIANTS else None
         if backend not in ("tensorflow", "torch") or variant not in self.variants():
             return None
-        from dlbench_keras import runtime
-
         key = backend if backend == "tensorflow" else f"{backend}-{device}"
-        return Preload(key, functools.partial(runtime.preload, backend, device))
+        return Preload(key, functools.partial(_preload, backend, device))
 
     def prepare(self, setup: Setup) -> "KerasSession":
         from dlbench_keras.session import KerasSession
@@ -81,6 +79,13 @@ class KerasFramework:
             raise FrameworkUnavailable(f"variant {variant.name!r} needs the {variant.backend} package; "
                                        f"pip install {variant.backend}")
         return KerasSession(setup, variant)
+
+
+def _preload(backend: str, device: str) -> None:
+    from dlbench_keras import runtime
+
+    runtime.preload(backend, device)
+    import dlbench_keras.session  # noqa: F401
 
 
 def _backend_gpu(backend: str) -> "DeviceCheck":

@@ -64,8 +64,6 @@ def preload(backend: str, device: str) -> None:
         __import__(BACKEND_MODULE[backend])
         import keras  # noqa: F401
 
-    import dlbench_keras.session  # noqa: F401
-
 
 BACKEND_MODULE = {"tensorflow": "tensorflow", "torch": "torch"}
 
