@@ -186,21 +186,9 @@ def _html(ctx: _Context) -> str:
     if not any(c.title.startswith("Accuracy") for c in ctx.charts) and any(r["n_ok"] for r in ctx.rows):
         parts.append(f'<section id="accuracy"><h2>Accuracy against time-to-accuracy</h2>'
                      f"{notes_html([NO_TTA])}</section>")
-    device = device_table(ctx.records)
-    if device is not None:
-        nav.append('<a href="#device">Device</a>')
-        parts.append(f'<section id="device"><h2>Device memory, energy and timing</h2>{html_table(device)}'
-                     f"{notes_html(DEVICE_NOTES + not_measured_reasons(ctx.records))}</section>")
-    scenarios = scenario_table(ctx.records)
-    if scenarios is not None:
-        nav.append('<a href="#scenarios">Scenarios</a>')
-        parts.append(f'<section id="scenarios"><h2>MLPerf scenarios (LoadGen)</h2>{html_table(scenarios[0])}'
-                     f"{notes_html(scenarios[1])}</section>")
-    timing = time_table(ctx.records)
-    if timing is not None:
-        nav.append('<a href="#time">Time</a>')
-        parts.append(f'<section id="time"><h2>Where the time went</h2>{html_table(timing)}'
-                     f"{notes_html(TIME_NOTES)}</section>")
+    for anchor, label, title, table, notes in _optional_sections(ctx.records):
+        nav.append(f'<a href="#{anchor}">{esc(label)}</a>')
+        parts.append(f'<section id="{anchor}"><h2>{esc(title)}</h2>{html_table(table)}{notes_html(notes)}</section>')
     nav.append('<a href="#environment">Environment</a>')
     parts.append(f'<section id="environment"><h2>Environment</h2>{html_table(environment_table(ctx.records))}'
                  f"<h3>Fairness profile</h3>{html_table(fairness_table(ctx.records, ctx.label_of))}"
@@ -228,6 +216,22 @@ def _html(ctx: _Context) -> str:
 </body>
 </html>
 """
+
+
+def _optional_sections(records: list[dict[str, Any]]) -> list[tuple[str, str, str, Table, list[str]]]:
+    """The sections a report has only when its records call for them: (anchor, nav label, title, table, notes)."""
+    found = []
+    device = device_table(records)
+    if device is not None:
+        found.append(("device", "Device", "Device memory, energy and timing", device,
+                      DEVICE_NOTES + not_measured_reasons(records)))
+    scenarios = scenario_table(records)
+    if scenarios is not None:
+        found.append(("scenarios", "Scenarios", "MLPerf scenarios (LoadGen)", scenarios[0], list(scenarios[1])))
+    timing = time_table(records)
+    if timing is not None:
+        found.append(("time", "Time", "Where the time went", timing, TIME_NOTES))
+    return found
 
 
 def _task_notes(ctx: _Context, task: str) -> list[str]:
@@ -278,17 +282,8 @@ def _markdown(ctx: _Context) -> str:
         lines += ["", f"## {md(chart.title)}", "", f"![{md(chart.title)}]({chart.file})", "", f"*{md(chart.caption)}*"]
     if not any(c.title.startswith("Accuracy") for c in ctx.charts) and any(r["n_ok"] for r in ctx.rows):
         lines += ["", "## Accuracy against time-to-accuracy", "", NO_TTA]
-    device = device_table(ctx.records)
-    if device is not None:
-        lines += ["", "## Device memory, energy and timing", "", _md_table(device), ""]
-        lines += [f"- {md(note)}" for note in DEVICE_NOTES + not_measured_reasons(ctx.records)]
-    scenarios = scenario_table(ctx.records)
-    if scenarios is not None:
-        lines += ["", "## MLPerf scenarios (LoadGen)", "", _md_table(scenarios[0]), ""]
-        lines += [f"- {md(note)}" for note in scenarios[1]]
-    timing = time_table(ctx.records)
-    if timing is not None:
-        lines += ["", "## Where the time went", "", _md_table(timing), ""] + [f"- {md(note)}" for note in TIME_NOTES]
+    for _, _, title, table, notes in _optional_sections(ctx.records):
+        lines += ["", f"## {md(title)}", "", _md_table(table), ""] + [f"- {md(note)}" for note in notes]
     lines += ["", "## Environment", "", _md_table(environment_table(ctx.records)), "",
               "### Fairness profile", "", _md_table(fairness_table(ctx.records, ctx.label_of))]
     failures, tails = failures_table(ctx.records)
