@@ -55,3 +55,4 @@ def test_a_server_whose_preload_starts_a_thread_refuses_and_its_cases_are_spawne
     launch = record["launch"]
     assert launch["method"] == "spawn" and launch["asked"] == "fork"
     assert "started 1 thread(s)" in launch["why"] and "forkserver-probe_threaded.log" in launch["why"]
+    assert record["harness_s"]["server"] == launch["server_start_s"] > 0  # the refused server's start is accounted

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from dlbench.machine.environment import worker_cpus, worker_environment
+from dlbench.running.rundir import safe_name
 
 if TYPE_CHECKING:
     from dlbench.running.options import RunOptions
@@ -145,14 +146,13 @@ class ForkLauncher(SpawnLauncher):
     def start(self, case: "Case", command: list[str], stdio: Stdio,
               timeout: float = SERVER_START_S) -> tuple[Any, dict[str, Any]]:
         key = self.key(case)
-        server, fresh = self.servers.get(key), False
+        server, started = self.servers.get(key), {}
         if server is None and key not in self.refused:
-            server, fresh = self._start_server(key, case, min(timeout, SERVER_START_S)), True
+            server, started["server_start_s"] = self._start_server(key, case, min(timeout, SERVER_START_S))
         if server is None:
-            return self.spawn(command, stdio), {"method": "spawn", "asked": "fork", "why": self.refused[key]}
-        launch = {"method": "fork", "server_pid": server.pid, "preload": server.hello.get("preload") or "harness"}
-        if fresh:
-            launch["server_start_s"] = server.start_s
+            return self.spawn(command, stdio), {"method": "spawn", "asked": "fork", "why": self.refused[key], **started}
+        launch = {"method": "fork", "server_pid": server.pid, "preload": server.hello.get("preload") or "harness",
+                  **started}  # server_start_s: on the case that waited for its server
         try:
             return server.fork(command, stdio), launch
         except ServerGone as exc:  # died between cases: its cases get a new one
@@ -160,17 +160,18 @@ class ForkLauncher(SpawnLauncher):
             server.close()
             return self.spawn(command, stdio), {"method": "spawn", "asked": "fork", "why": str(exc)}
 
-    def _start_server(self, key: str, case: "Case", timeout: float) -> Optional["ForkServer"]:
+    def _start_server(self, key: str, case: "Case", timeout: float) -> tuple[Optional["ForkServer"], float]:
+        """The server for ``key`` (None when it refused: ``refused`` says why) and the seconds its start took."""
         spec = {"framework": case.framework if key else None, "variant": case.variant, "device": case.device,
                 "cpus": self.environment.cpus}
-        log = self.log_dir / f"forkserver-{_safe(key or 'harness')}.log" if self.log_dir else None
+        log = self.log_dir / f"forkserver-{safe_name(key or 'harness')}.log" if self.log_dir else None
         server = ForkServer(spec, self.environment, log, timeout)
         if not server.hello.get("ready"):
             self.refused[key] = f"fork server refused: {server.hello.get('why', 'no answer')}"
             server.close()
-            return None
+            return None, server.start_s
         self.servers[key] = server
-        return server
+        return server, server.start_s
 
     def retire(self, key: str) -> None:
         server = self.servers.pop(key, None)
@@ -180,10 +181,6 @@ class ForkLauncher(SpawnLauncher):
     def close(self) -> None:
         for key in list(self.servers):
             self.retire(key)
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
 class ServerGone(RuntimeError):
