@@ -39,6 +39,9 @@ def test_a_forked_case_sees_nothing_of_the_case_before_it_and_starts_as_a_spawne
     assert f1["random"] != f2["random"] and f1["numpy_random"] != f2["numpy_random"]  # fresh entropy, as spawned
     assert f1["cpus"] == f2["cpus"] == s1["cpus"] == s2["cpus"]  # pinned alike
     assert f1["env"] == f2["env"] == s1["env"] == s2["env"] and f1["env"]["OMP_NUM_THREADS"] == "1"
+    for forked_kb, spawned_kb in ((f1["memory_kb"], s1["memory_kb"]), (f2["memory_kb"], s2["memory_kb"])):
+        for kind in ("VmRSS", "RssFile"):  # its libraries mapped as a spawned worker's, not left to fault in
+            assert 0.8 < forked_kb[kind] / spawned_kb[kind] < 1.25, (kind, forked_kb, spawned_kb)
     for record in forked + spawned:
         harness = record["harness_s"]
         assert set(harness) == {"start", "server", "worker", "hand_back"} and min(harness.values()) >= 0

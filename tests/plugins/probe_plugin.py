@@ -4,7 +4,7 @@ Loaded with ``DLBENCH_PLUGINS=probe_plugin``. Its framework ``probe`` preloads a
 preloads its framework) and, in ``prepare``, records what the case's process sees before it touches
 anything: the module's global list of earlier cases, an environment variable, the threads of the process,
 the first draws of Python's and numpy's global RNGs, its CPUs, its thread and allocator variables, its
-process and session ids. Then it leaves a mark in each (appends to the list, sets the variable, starts a
+process and session ids, its command line and resident memory. Then it leaves a mark in each (appends to the list, sets the variable, starts a
 thread, draws from both RNGs) so that a case forked from a process that had run it would see them.
 
 Variant ``threaded``: its preload starts a thread, which a fork server must refuse (its cases are spawned).
@@ -75,11 +75,18 @@ class ProbeFramework:
                 "env": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS") or k.startswith("MALLOC_")
                         or k.startswith("TF_NUM_")},
                 "pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0), "pgid": os.getpgid(0),
-                "imported_by": probe_state.LOADED_BY, "cmdline": _command_line()}
+                "imported_by": probe_state.LOADED_BY, "cmdline": _command_line(), "memory_kb": _memory()}
         probe_state.CASES.append(f"{setup.spec.name}/{setup.variant}")
         os.environ[MARK] = setup.spec.name
         threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
         return ProbeSession(setup, seen)
+
+
+def _memory() -> dict[str, int]:
+    """Resident memory now, from /proc/self/status: all of it, anonymous, file-backed (libraries)."""
+    with open("/proc/self/status") as handle:
+        return {line.split(":")[0]: int(line.split()[1]) for line in handle
+                if line.startswith(("VmRSS:", "RssAnon:", "RssFile:"))}
 
 
 def _command_line() -> list[str]:
