@@ -148,13 +148,24 @@ def shares(recs: list[dict[str, Any]]) -> dict[str, float]:
             "median_wall_s": statistics.median(r.get("wall_s") or 0 for r in ok)}
 
 
-def memory_line(ra: list[dict[str, Any]], rb: list[dict[str, Any]]) -> str:
-    """Peak resident memory, spawned against forked (a forked child starts with its server's pages mapped)."""
-    def median(recs: list[dict[str, Any]]) -> float:
-        values = [r["metrics"].get("peak_memory_mb") for r in recs if r["status"] == "ok"]
-        return statistics.median(v for v in values if v) if any(values) else float("nan")
+def wall_lines(args: argparse.Namespace, wall: list[float], ra: list[dict[str, Any]],
+               rb: list[dict[str, Any]]) -> list[str]:
+    """The runs' wall times; with --launch-ab also what the launch should change (prepare, wall) and what it
+    must not (peak memory), spawned against forked."""
+    names = ("A1", "B1", "B2", "A2") if args.launch_ab else ("A", "B")
+    lines = ["wall time: " + ", ".join(f"run {name} {seconds:.0f} s" for name, seconds in zip(names, wall))]
+    if not args.launch_ab:
+        return lines
 
-    return f"peak memory, median over records: spawn {median(ra):.0f} MB, fork {median(rb):.0f} MB"
+    def median(recs: list[dict[str, Any]], value: Any) -> float:
+        values = [v for v in (value(r["metrics"]) for r in recs if r["status"] == "ok") if v is not None]
+        return statistics.median(values) if values else float("nan")
+
+    for name, recs in (("spawn", ra), ("fork", rb)):
+        lines.append(f"{name}: median prepare {median(recs, lambda m: (m.get('phases_s') or {}).get('prepare')):.2f}"
+                     f" s, median peak memory {median(recs, lambda m: m.get('peak_memory_mb')):.0f} MB")
+    lines.append(f"fork/spawn wall time, A B B A: {(wall[1] + wall[2]) / (wall[0] + wall[3]):.3f}")
+    return lines
 
 
 def main() -> int:
@@ -210,10 +221,7 @@ def main() -> int:
               f"noisy (> 10%) {100 * share['noisy_above_10pct']:.0f}%, disturbed (steal/load) "
               f"{100 * share['disturbed']:.0f}%, CI target reached {100 * share['ci_reached']:.0f}%; "
               f"median case wall {share['median_wall_s']:.1f} s")
-    print("wall time: " + ", ".join(f"run {name} {seconds:.0f} s" for name, seconds in
-                                    zip(("A1", "B1", "B2", "A2") if args.launch_ab else ("A", "B"), wall)))
-    if args.launch_ab:
-        print(memory_line(ra, rb))
+    print("\n".join(wall_lines(args, wall, ra, rb)))
     if args.json:
         line = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "selection": vars(args) | {"out": str(args.out),
                 "json": str(args.json)}, "false_verdicts": len(calls), "comparisons": len(verdicts),
