@@ -53,8 +53,8 @@ def test_a_forked_case_sees_nothing_of_the_case_before_it_and_starts_as_a_spawne
 
 
 def test_a_server_whose_preload_starts_a_thread_refuses_and_its_cases_are_spawned(tmp_path):
-    (record,) = _probe(tmp_path, "fork", "--variant", "threaded", "-m", "softmax")
-    assert record["status"] == "ok"
+    record, second = _probe(tmp_path, "fork", "--variant", "threaded", "-m", "softmax", "--repeat", "2")
+    assert record["status"] == second["status"] == "ok" and second["launch"]["why"] == record["launch"]["why"]
     launch = record["launch"]
     assert launch["method"] == "spawn" and launch["asked"] == "fork"
     assert "started 1 thread(s)" in launch["why"] and "forkserver-probe_threaded.log" in launch["why"]

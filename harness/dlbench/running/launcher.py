@@ -107,8 +107,11 @@ class SpawnLauncher:
         return subprocess.Popen(command, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], env=self.environment.env,
                                 start_new_session=True, preexec_fn=self.environment.preexec())
 
-    def retire(self, key: str) -> None:
-        """No case left needs what ``key`` names (nothing to do when spawning)."""
+    def plan(self, cases: Sequence["Case"]) -> None:
+        """The cases this launcher will start, in order (a fork server pays off only from its second case)."""
+
+    def done(self, case: "Case") -> None:
+        """``case`` has ended (a server whose last planned case it was is closed, its memory given back)."""
 
     def key(self, case: "Case") -> str:
         return ""
@@ -127,7 +130,20 @@ class ForkLauncher(SpawnLauncher):
         self.log_dir = log_dir
         self.servers: dict[str, ForkServer] = {}
         self.refused: dict[str, str] = {}  # key -> why its cases are spawned
+        self.left: dict[str, int] = {}  # key -> planned cases not yet ended (keys never planned: unknown)
         self._frameworks: Optional[dict[str, Any]] = None
+
+    def plan(self, cases: Sequence["Case"]) -> None:
+        for case in cases:
+            key = self.key(case)
+            self.left[key] = self.left.get(key, 0) + 1
+
+    def done(self, case: "Case") -> None:
+        key = self.key(case)
+        if key in self.left:
+            self.left[key] -= 1
+            if self.left[key] <= 0:
+                self.retire(key)
 
     def key(self, case: "Case") -> str:
         """The server a case's worker is forked from: the framework's preload key ('' for the harness alone)."""
@@ -147,6 +163,9 @@ class ForkLauncher(SpawnLauncher):
               timeout: float = SERVER_START_S) -> tuple[Any, dict[str, Any]]:
         key = self.key(case)
         server, started = self.servers.get(key), {}
+        if server is None and key not in self.refused and self.left.get(key, 2) < 2:  # importing once saves nothing
+            return self.spawn(command, stdio), {"method": "spawn", "asked": "fork",
+                                                "why": "the only case of its fork server in this run"}
         if server is None and key not in self.refused:
             server, started["server_start_s"] = self._start_server(key, case, min(timeout, SERVER_START_S))
         if server is None:
@@ -274,12 +293,3 @@ def make_launcher(options: "RunOptions", pin: bool, extra_env: Optional[dict[str
     if launch == "fork" and fork_supported():
         return ForkLauncher(environment, log_dir)
     return SpawnLauncher(environment)
-
-
-def remaining_keys(launcher: SpawnLauncher, cases: Sequence["Case"]) -> dict[str, int]:
-    """How many of ``cases`` each server key still has to run (a server is retired after its last)."""
-    counts: dict[str, int] = {}
-    for case in cases:
-        key = launcher.key(case)
-        counts[key] = counts.get(key, 0) + 1
-    return counts

@@ -25,19 +25,16 @@ class LocalExecutor:
 
     def run(self, jobs: Sequence[Job], timeout: float, run_dir: "RunDir", announce: Announce) -> Iterator[Finished]:
         from dlbench.running.launch import run_worker
-        from dlbench.running.launcher import make_launcher, remaining_keys
+        from dlbench.running.launcher import make_launcher
 
         self.launcher = make_launcher(self.options, pin=True, log_dir=run_dir.logs)
-        left = remaining_keys(self.launcher, [job.case for job in jobs])
+        self.launcher.plan([job.case for job in jobs])
         for job in jobs:
             announce(job, "")
             started_at, started = now_iso(), time.monotonic()
             log_path = attempt_log(run_dir, job)
             outcome = run_worker(job.case, self.options, timeout, log_path, self.launcher)  # ^C kills the worker
-            key = self.launcher.key(job.case)
-            left[key] -= 1
-            if not left[key]:
-                self.launcher.retire(key)  # its last case: the server's memory back before the next ones
+            self.launcher.done(job.case)  # after its server's last case, the server's memory is given back
             if isinstance(outcome.get("data"), dict):
                 outcome["data"]["origin"] = "local"
             executor = {"name": self.name, "packed": False, "num_cpus": self.options.threads,
