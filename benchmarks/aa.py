@@ -2,7 +2,7 @@
 
     python benchmarks/aa.py [--frameworks pytorch,keras] [--models mlp,cnn] [--task fashion_mnist]
                             [--repeat 3] [--profile quick] [--threshold 5%] [--env OMP_WAIT_POLICY=passive]
-                            [--max-timing S]
+                            [--max-timing S] [--launch-ab]
                             [--out DIR] [--json aa-history.jsonl]
 
 Nothing changed between the two runs, so every "faster"/"slower" verdict of `compare` is a false alarm:
@@ -15,6 +15,10 @@ the count must be 0. It also prints what decides how far dlbench can be trusted 
   recomputed from the raw blocks of every record, how well it agrees with itself across the processes:
   the median over cases of the SD of log values over all 2 x repeat processes, and of |B/A - 1|. The
   estimator with the smallest spread is the one the numbers support (docs/noise.md).
+
+``--launch-ab`` makes it an A/B of the launch with nothing else changed: A spawns every worker (``--launch
+spawn``), B forks them from fork servers (``--launch fork``), run A B B A; the count of verdicts must be 0
+all the same (docs/launch.md).
 
 ``--env`` passes settings to both runs' workers (they inherit the environment): compare spreads with and
 without OMP_PROC_BIND=close, OMP_WAIT_POLICY=passive, KMP_BLOCKTIME=0, ... on a quiet machine.
@@ -40,9 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("train_samples_per_s", "infer_samples_per_s", "latency_p50_ms")
 
 
-def run(out: Path, args: argparse.Namespace, env: dict[str, str]) -> float:
+def run(out: Path, args: argparse.Namespace, env: dict[str, str], launch: str = "") -> float:
     command = [sys.executable, "-m", "dlbench.cli", "run", "-t", args.task, "--repeat", str(args.repeat),
-               "--profile", args.profile, "--out", str(out)]
+               "--profile", args.profile, "--out", str(out)] + (["--launch", launch] if launch else [])
     for name in args.frameworks.split(","):
         command += ["-f", name.strip()]
     for name in args.models.split(","):
@@ -60,6 +64,29 @@ def run(out: Path, args: argparse.Namespace, env: dict[str, str]) -> float:
 
 def records(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+
+
+def run_sides(out: Path, args: argparse.Namespace, env: dict[str, str]) -> tuple[Path, Path, list[float]]:
+    """Run side A and side B; with --launch-ab, spawn (A) against fork (B) in the order A B B A, each side's two
+    runs merged into one results file (the second run's repeats numbered after the first's)."""
+    if not args.launch_ab:
+        wall = [run(out / "A", args, env), run(out / "B", args, env)]
+        return out / "A" / "results.jsonl", out / "B" / "results.jsonl", wall
+    order = [("A1", "spawn"), ("B1", "fork"), ("B2", "fork"), ("A2", "spawn")]
+    wall = [run(out / name, args, env, launch) for name, launch in order]
+    merged = []
+    for side in ("A", "B"):
+        first, second = records(out / f"{side}1"), records(out / f"{side}2")
+        for record in second:
+            record["repeat"] += args.repeat
+        path = out / f"{side}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in first + second))
+        merged.append(path)
+    return merged[0], merged[1], wall
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def value(record: dict[str, Any], metric: str) -> float | None:
@@ -121,6 +148,26 @@ def shares(recs: list[dict[str, Any]]) -> dict[str, float]:
             "median_wall_s": statistics.median(r.get("wall_s") or 0 for r in ok)}
 
 
+def wall_lines(args: argparse.Namespace, wall: list[float], ra: list[dict[str, Any]],
+               rb: list[dict[str, Any]]) -> list[str]:
+    """The runs' wall times; with --launch-ab also what the launch should change (prepare, wall) and what it
+    must not (peak memory), spawned against forked."""
+    names = ("A1", "B1", "B2", "A2") if args.launch_ab else ("A", "B")
+    lines = ["wall time: " + ", ".join(f"run {name} {seconds:.0f} s" for name, seconds in zip(names, wall))]
+    if not args.launch_ab:
+        return lines
+
+    def median(recs: list[dict[str, Any]], value: Any) -> float:
+        values = [v for v in (value(r["metrics"]) for r in recs if r["status"] == "ok") if v is not None]
+        return statistics.median(values) if values else float("nan")
+
+    for name, recs in (("spawn", ra), ("fork", rb)):
+        lines.append(f"{name}: median prepare {median(recs, lambda m: (m.get('phases_s') or {}).get('prepare')):.2f}"
+                     f" s, median peak memory {median(recs, lambda m: m.get('peak_memory_mb')):.0f} MB")
+    lines.append(f"fork/spawn wall time, A B B A: {(wall[1] + wall[2]) / (wall[0] + wall[3]):.3f}")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frameworks", default="pytorch,keras")
@@ -134,6 +181,8 @@ def main() -> int:
     parser.add_argument("--threshold", default="5%")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="set in both runs' environment (repeatable), e.g. OMP_WAIT_POLICY=passive")
+    parser.add_argument("--launch-ab", action="store_true",
+                        help="A: --launch spawn, B: --launch fork, run A B B A: the fork server must change nothing")
     parser.add_argument("--out", type=Path, help="keep the two runs here (default: a temporary folder)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="append this A/A run's figures as one JSON line")
     args = parser.parse_args()
@@ -144,12 +193,10 @@ def main() -> int:
         env[key] = val
     with tempfile.TemporaryDirectory(prefix="dlbench-aa-") as tmp:
         out = args.out or Path(tmp)
-        a_dir, b_dir = out / "A", out / "B"
-        wall = [run(a_dir, args, env), run(b_dir, args, env)]
-        compare = subprocess.run([sys.executable, "-m", "dlbench.cli", "compare", str(a_dir / "results.jsonl"),
-                                  str(b_dir / "results.jsonl"), "--threshold", args.threshold],
-                                 env=env, capture_output=True, text=True)
-        ra, rb = records(a_dir), records(b_dir)
+        a_file, b_file, wall = run_sides(out, args, env)
+        compare = subprocess.run([sys.executable, "-m", "dlbench.cli", "compare", str(a_file), str(b_file),
+                                  "--threshold", args.threshold], env=env, capture_output=True, text=True)
+        ra, rb = read_jsonl(a_file), read_jsonl(b_file)
     print(compare.stdout)
     rows = [line.split() for line in compare.stdout.splitlines()]
     verdicts = [row for row in rows if row and row[0].count("/") == 5]  # table rows start with a case id
@@ -174,7 +221,7 @@ def main() -> int:
               f"noisy (> 10%) {100 * share['noisy_above_10pct']:.0f}%, disturbed (steal/load) "
               f"{100 * share['disturbed']:.0f}%, CI target reached {100 * share['ci_reached']:.0f}%; "
               f"median case wall {share['median_wall_s']:.1f} s")
-    print(f"wall time: run A {wall[0]:.0f} s, run B {wall[1]:.0f} s")
+    print("\n".join(wall_lines(args, wall, ra, rb)))
     if args.json:
         line = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "selection": vars(args) | {"out": str(args.out),
                 "json": str(args.json)}, "false_verdicts": len(calls), "comparisons": len(verdicts),

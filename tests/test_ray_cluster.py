@@ -25,6 +25,7 @@ pytest.importorskip("ray")
 
 from dlbench.testing.datafiles import write_idx_folder  # noqa: E402
 from dlbench.testing.raycluster import LocalRayCluster  # noqa: E402
+from dlbench.running.launcher import default_launch  # noqa: E402
 
 MARK = f"DLBENCH_TEST_CLUSTER={uuid.uuid4().hex}".encode()  # in the environ of every worker this cluster starts
 
@@ -139,6 +140,8 @@ def test_smoke_matrix_matches_the_local_executor_case_for_case(cluster, tmp_path
                        for r in there.values() if r["machine"]["node_id"] == node)
         assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), spans
     assert "| machine" not in remote.stdout  # one kind of machine: no machine column, ratios as usual
+    # every case launched alike on the nodes and here (forked by default, from a server per Ray worker process)
+    assert {r["launch"]["method"] for r in list(here.values()) + list(there.values())} == {default_launch()}
 
 
 def test_pack_lets_cases_share_a_node_and_the_record_says_so(cluster, tmp_path):

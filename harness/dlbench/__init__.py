@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench.contract import BlockHook, Framework, FrameworkUnavailable, Register, Session, Setup, TaskData
+from dlbench.contract import (BlockHook, Framework, FrameworkUnavailable, Preload, Register, Session, Setup,
+                              TaskData)
 from dlbench.plugins.device_memory import DeviceMemory, device_memory
 from dlbench.plugins.fairness import FairnessProfile, fairness_profile
 from dlbench.hookspecs import hookimpl
@@ -43,6 +44,7 @@ __all__ = [
     "FrameworkConformance",
     "FrameworkUnavailable",
     "ModelSpec",
+    "Preload",
     "Register",
     "Session",
     "Setup",

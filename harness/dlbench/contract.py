@@ -130,5 +130,24 @@ class Framework(Protocol):
     def prepare(self, setup: Setup) -> Session:
         """Import the framework, build the model for ``setup`` and return a ready session."""
 
+    # Optional: ``preload(variant, device) -> Optional[Preload]``, what ``prepare`` imports for that variant, so
+    # that a fork server imports it once for every case (dlbench.running.forkserver). Without it (or when it
+    # returns None) each case imports the framework itself. Answer without importing the framework.
+
+
+@dataclass(frozen=True)
+class Preload:
+    """What a fork server may import before it forks a case's worker: imports only.
+
+    ``load`` runs once in the server, never in the driver: it imports the modules ``prepare`` would import
+    (and sets what must be set before they are imported, such as ``KERAS_BACKEND``), and nothing more: no
+    thread started, no thread count set, no device touched, no model built. The server checks the first
+    two and the third (no GPU device file open) and runs cases as fresh processes when they do not hold.
+    Cases of one framework whose ``key`` is equal share a server.
+    """
+
+    key: str
+    load: Callable[[], Any]
+
 
 Register = Callable[[Framework], None]

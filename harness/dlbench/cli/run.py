@@ -76,6 +76,9 @@ def _add_measuring(run: argparse.ArgumentParser) -> None:
 
 def _add_placement(run: argparse.ArgumentParser) -> None:
     where = run.add_argument_group("where cases run")
+    where.add_argument("--launch", choices=["fork", "spawn"], default=None,
+                       help="how each case's fresh process starts: fork (default on Linux; from a server per "
+                            "framework that imported it once) or spawn (a new interpreter; docs/launch.md)")
     where.add_argument("--executor", default="local", choices=["local", "ray"],
                        help="local: one case at a time here (default); ray: over a Ray cluster (docs/cluster.md)")
     where.add_argument("--ray-address", metavar="ADDRESS",
@@ -118,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                 seed=args.seed,
                                 repeat=args.repeat, steps=args.steps, infer_batch_size=args.infer_batch_size,
                                 target=args.target, augment=args.augment, data_dir=args.data_dir,
-                                case_timeout=args.case_timeout, verbose=args.verbose)
+                                case_timeout=args.case_timeout, verbose=args.verbose,
+                                launch=getattr(args, "launch", None))
     options.sampling = sampling.values(args)
     _executor_options(args, options)
     loadgen.apply(args, options)  # --inference loadgen: LoadGen's absence is one line, before any case
@@ -138,7 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGTERM, previous)
         manifest.update(run_id=state.run_id, status="interrupted" if state.interrupted else "complete",
-                        ended=datetime.now().isoformat(timespec="seconds"), cases_run=state.done)
+                        ended=datetime.now().isoformat(timespec="seconds"), cases_run=state.done,
+                        time_s=state.time_s)
         run_dir.write_manifest(manifest)
     records = run_dir.records()
     from dlbench.report.table import comparison_table

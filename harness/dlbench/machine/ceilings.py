@@ -20,11 +20,16 @@ def read_ceiling(path: Path, required: str) -> Optional[dict[str, Any]]:
 
 def keep_highest(path: Path, facts: dict[str, Any], fields: tuple[str, ...], old: Optional[dict[str, Any]]) -> dict:
     """Store ``facts`` at ``path``, each of ``fields`` the higher of it and ``old``'s (a busy machine only measures
-    low); returns what the cache holds now."""
+    low); returns what the cache holds now, with how many measurements it is the best of and the lowest load
+    average any of them ran under (``quietest_load_1m``, where measured)."""
     best = dict(facts)
-    for key in fields:
-        if (old or {}).get(key) and old[key] > (best.get(key) or 0):
-            best[key] = old[key]
+    if old:
+        for key in fields:
+            if old.get(key) and old[key] > (best.get(key) or 0):
+                best[key] = old[key]
+        best["measurements"] = int(old.get("measurements") or 1) + 1
+        loads = [v for v in (old.get("quietest_load_1m"), facts.get("quietest_load_1m")) if v is not None]
+        best["quietest_load_1m"] = min(loads) if loads else None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

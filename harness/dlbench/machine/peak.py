@@ -100,7 +100,8 @@ def cached(threads: int) -> Optional[dict[str, Any]]:
 
 
 def remember(facts: dict[str, Any]) -> dict[str, Any]:
-    """Store ``facts`` unless the cache already holds a higher ceiling; returns what the cache holds now."""
+    """Store ``facts`` unless the cache already holds a higher ceiling; returns what the cache holds now
+    (``machine.ceilings.keep_highest``)."""
     from dlbench.machine.ceilings import keep_highest
 
     return keep_highest(_cache_path(facts["threads"]), facts, ("gemm_gflops", "mem_bandwidth_gbs"),
@@ -123,15 +124,37 @@ def measure_ceiling(threads: int) -> Optional[dict[str, Any]]:
     return found
 
 
+CEILING_MEASUREMENTS = 3  # a ceiling the best of this many measurements is re-measured only on a quieter machine
+QUIETER_BY = 0.5  # ... one whose 1-minute load average is this much below the quietest measurement's
+
+
 def peak_for_run(threads: int, remeasure: bool = False) -> Optional[dict[str, Any]]:
-    """The ceiling for this thread budget: the highest measured so far, measured now (one or two seconds)
-    when nothing is cached or ``remeasure`` asks: a ceiling first measured on a busy machine is too low
-    (a run then showed 117-149% of it) until a quieter measurement replaces it."""
+    """The ceiling for this thread budget: the highest measured so far, measured now (one or two seconds) when
+    nothing is cached or ``remeasure`` asks and a new measurement can tell something: a ceiling first measured
+    on a busy machine is too low (a run then showed 117-149% of it) until a quieter measurement replaces it,
+    but the best of three, measured again at every run, only repeats itself unless the machine is quieter."""
     facts = cached(threads)
-    if facts is None or remeasure:
+    if facts is None or (remeasure and _worth_measuring(facts)):
+        load = _load_1m()
         measured = measure_ceiling(threads)
+        if measured:
+            measured["quietest_load_1m"] = load
         facts = remember(measured) if measured else facts
     return facts
+
+
+def _worth_measuring(facts: dict[str, Any]) -> bool:
+    if int(facts.get("measurements") or 1) < CEILING_MEASUREMENTS:
+        return True
+    quietest, now = facts.get("quietest_load_1m"), _load_1m()
+    return quietest is None or now is None or now < quietest - QUIETER_BY
+
+
+def _load_1m() -> Optional[float]:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -7,11 +7,14 @@ an exception of the harness's own code is reported as a dlbench internal error, 
 
 from __future__ import annotations
 
+import time
+
+STARTED_AT = time.time()  # the worker's first line: what ran before it is the launch's cost (running.launch)
+
 import json
 import os
 import resource
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -225,7 +228,9 @@ def _lap(clock: list[float]) -> float:
     return elapsed
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None, started_at: float = STARTED_AT) -> int:
+    """Run the case file ``argv[0]``, write the result to ``argv[1]``; ``started_at``: when this worker's first
+    line ran (a forked worker's starts at the fork), reported with the result as ``clock``."""
     argv = sys.argv[1:] if argv is None else argv
     case_path, result_path = Path(argv[0]), Path(argv[1])
     case = json.loads(case_path.read_text())
@@ -246,6 +251,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         result = {"status": "failed", "error": f"dlbench internal error: {type(exc).__name__}: {exc}"}
     tmp = result_path.with_suffix(".tmp")
     from dlbench.results import clean_numbers
+
+    result["clock"] = {"started": started_at, "finished": time.time()}
 
     tmp.write_text(json.dumps(clean_numbers(result), default=str))
     os.replace(tmp, result_path)

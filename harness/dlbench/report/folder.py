@@ -21,8 +21,8 @@ from dlbench.report import plots
 from dlbench.report.device import NOTES as DEVICE_NOTES, device_table, not_measured_reasons
 from dlbench.report.html import CSS, PAGE_META, esc, grid_table, html_table, inline_svg, notes_html
 from dlbench.report.scenarios import scenario_table
-from dlbench.report.sections import (Table, environment_table, failures_table, fairness_table, overview_facts,
-                                     task_table)
+from dlbench.report.sections import (TIME_NOTES, Table, environment_table, failures_table, fairness_table,
+                                     overview_facts, task_table, time_table)
 from dlbench.report.summary import summarise
 from dlbench.report.table import Grid, comparison_grid, framework_labels
 from dlbench.version import __version__
@@ -177,8 +177,8 @@ class _Section:
 def _html(ctx: _Context) -> str:
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     facts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in overview_facts(ctx.records, ctx.sources))
-    sections = [_overview_section(ctx), *_task_sections(ctx), *_chart_sections(ctx), _device_section(ctx),
-                _scenario_section(ctx), _environment_section(ctx), _failures_section(ctx)]
+    sections = [_overview_section(ctx), *_task_sections(ctx), *_chart_sections(ctx), *_optional_sections(ctx),
+                _environment_section(ctx), _failures_section(ctx)]
     sections = [section for section in sections if section is not None]
     nav = "".join(f'<a href="#{section.anchor}">{esc(section.nav)}</a>' for section in sections if section.nav)
     body = "\n".join(f'<section id="{section.anchor}">{section.html}</section>' for section in sections)
@@ -228,22 +228,6 @@ def _chart_sections(ctx: _Context) -> list[_Section]:
     return sections
 
 
-def _device_section(ctx: _Context) -> Optional[_Section]:
-    device = device_table(ctx.records)
-    if device is None:
-        return None
-    return _Section("device", "Device", f"<h2>Device memory, energy and timing</h2>{html_table(device)}"
-                                        f"{notes_html(DEVICE_NOTES + not_measured_reasons(ctx.records))}")
-
-
-def _scenario_section(ctx: _Context) -> Optional[_Section]:
-    scenarios = scenario_table(ctx.records)
-    if scenarios is None:
-        return None
-    return _Section("scenarios", "Scenarios", f"<h2>MLPerf scenarios (LoadGen)</h2>{html_table(scenarios[0])}"
-                                              f"{notes_html(scenarios[1])}")
-
-
 def _environment_section(ctx: _Context) -> _Section:
     return _Section("environment", "Environment",
                     f"<h2>Environment</h2>{html_table(environment_table(ctx.records))}"
@@ -258,6 +242,26 @@ def _failures_section(ctx: _Context) -> Optional[_Section]:
     logs = "".join(f"<details><summary>stderr of {esc(row[0])} ({esc(row[1])})</summary><pre>{esc(tail)}</pre>"
                    f"</details>" for row, tail in zip(failures.rows, tails) if tail)
     return _Section("not-measured", "Not measured", f"<h2>Not measured</h2>{html_table(failures)}{logs}")
+
+
+def _optional_tables(records: list[dict[str, Any]]) -> list[tuple[str, str, str, Table, list[str]]]:
+    """The sections a report has only when its records call for them: (anchor, nav label, title, table, notes)."""
+    found = []
+    device = device_table(records)
+    if device is not None:
+        found.append(("device", "Device", "Device memory, energy and timing", device,
+                      DEVICE_NOTES + not_measured_reasons(records)))
+    scenarios = scenario_table(records)
+    if scenarios is not None:
+        found.append(("scenarios", "Scenarios", "MLPerf scenarios (LoadGen)", scenarios[0], list(scenarios[1])))
+    timing = time_table(records)
+    if timing is not None:
+        found.append(("time", "Time", "Where the time went", timing, TIME_NOTES))
+    return found
+
+def _optional_sections(ctx: _Context) -> list[_Section]:
+    return [_Section(anchor, label, f"<h2>{esc(title)}</h2>{html_table(table)}{notes_html(notes)}")
+            for anchor, label, title, table, notes in _optional_tables(ctx.records)]
 
 
 def _task_notes(ctx: _Context, task: str) -> list[str]:
@@ -309,14 +313,8 @@ def _markdown(ctx: _Context) -> str:
         lines += ["", f"## {md(chart.title)}", "", f"![{md(chart.title)}]({chart.file})", "", f"*{md(chart.caption)}*"]
     if not any(c.title.startswith("Accuracy") for c in ctx.charts) and any(r["n_ok"] for r in ctx.rows):
         lines += ["", "## Accuracy against time-to-accuracy", "", NO_TTA]
-    device = device_table(ctx.records)
-    if device is not None:
-        lines += ["", "## Device memory, energy and timing", "", _md_table(device), ""]
-        lines += [f"- {md(note)}" for note in DEVICE_NOTES + not_measured_reasons(ctx.records)]
-    scenarios = scenario_table(ctx.records)
-    if scenarios is not None:
-        lines += ["", "## MLPerf scenarios (LoadGen)", "", _md_table(scenarios[0]), ""]
-        lines += [f"- {md(note)}" for note in scenarios[1]]
+    for _, _, title, table, notes in _optional_tables(ctx.records):
+        lines += ["", f"## {md(title)}", "", _md_table(table), ""] + [f"- {md(note)}" for note in notes]
     lines += ["", "## Environment", "", _md_table(environment_table(ctx.records)), "",
               "### Fairness profile", "", _md_table(fairness_table(ctx.records, ctx.label_of))]
     failures, tails = failures_table(ctx.records)

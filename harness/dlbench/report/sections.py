@@ -170,3 +170,18 @@ def overview_facts(records: Sequence[dict[str, Any]], sources: Sequence[str]) ->
         facts.append(("measured", started[0] if started[0] == started[-1] else f"{started[0]} to {started[-1]}"))
     return facts
 
+
+TIME_NOTES = ["Summed over the cases of the runs shown; with cases side by side (Ray) they add up to more than the "
+              "wall time. Timed blocks: the training, top-up, Offline, SingleStream and LoadGen phases, whose clock "
+              "makes the numbers; everything else is overhead: each case's load, prepare (imports, model build), "
+              "parity and test evaluation, and the harness around it (docs/launch.md)."]
+
+
+def time_table(records: Sequence[dict[str, Any]]) -> "Table | None":
+    """Where the runs' time went (running.accounting); None for records from before it was measured."""
+    from dlbench.running.accounting import account, time_rows
+
+    if not any(r.get("harness_s") for r in records):
+        return None
+    return Table(["part", "seconds", "share"], time_rows(account(records)), numeric={1, 2})
+

@@ -27,6 +27,7 @@ class RunOptions:
     serve: str = "single"  # LoadGen Server: single (one query at a time) | batched (dlbench.loadgen.batching)
     max_batch: tuple[int, ...] = ()  # batched: the max batch sizes searched (empty: the default grid)
     batch_timeout_us: tuple[float, ...] = ()  # batched: the gather timeouts searched (empty: the default grid)
+    launch: Optional[str] = None  # how workers start: fork | spawn (None: running.launcher.default_launch)
     executor: str = "local"  # where cases run: local | ray (dlbench.running.executors)
     ray_address: Optional[str] = None
     node_type: Optional[str] = None  # a custom Ray resource every case's node must have

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Optional, TextIO
@@ -15,6 +16,7 @@ from typing import Any, Callable, Iterator, Optional, TextIO
 from dlbench.data import TASKS
 from dlbench.machine import identity
 from dlbench.machine.peak import run_facts
+from dlbench.running.accounting import account, time_line
 from dlbench.running.options import RunOptions
 from dlbench.running.plan import Case, Plan
 from dlbench.plugins.registry import Registry
@@ -31,6 +33,7 @@ class RunState:
     started: int = 0
     durations: list[float] = field(default_factory=list)
     interrupted: bool = False
+    time_s: dict[str, float] = field(default_factory=dict)  # where the run's wall time went (running.accounting)
 
 
 def new_run_id() -> str:
@@ -45,7 +48,8 @@ def schedule(cases: list[Case], repeats: int) -> Iterator[tuple[Case, int]]:
 
 
 def base_record(case: Case, repeat: int, run_id: str, options: RunOptions, environment: dict[str, Any],
-                registry: Registry, worker_environment: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                registry: Registry, worker_environment: Optional[dict[str, Any]] = None,
+                startup_s: Optional[dict[str, float]] = None) -> dict[str, Any]:
     owner = registry.owner.get(case.framework)
     batch: dict[str, Any] = {}
     if case.batch_size == "auto":  # an int until the worker reports the knee (measure.batch_sweep)
@@ -58,7 +62,7 @@ def base_record(case: Case, repeat: int, run_id: str, options: RunOptions, envir
         "profile": options.profile, "status": "skipped", "error": None, "metrics": {},
         "plugin": {"name": owner.name, "dist": owner.dist, "dist_version": owner.dist_version} if owner else {},
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "env": environment,
-        "worker_environment": worker_environment,
+        "worker_environment": worker_environment, "run_startup_s": startup_s or {},
     }
 
 
@@ -66,19 +70,21 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
              finished: frozenset[tuple[str, int]] = frozenset(), run_id: Optional[str] = None) -> RunState:
     """Run every planned case ``options.repeat`` times into ``run_dir``; skipped cases are recorded once."""
     from dlbench.measure.profiles import get_profile
+    from dlbench.running.executors import Job
 
-    from dlbench.running.executors import Job, make_executor
-
+    began = time.monotonic()
     run_dir.create()
-    environment = identity.capture()
-    environment.update(run_facts(options.threads, remeasure=options.profile != "smoke",
-                                 gpu=any(case.device == "gpu" for case in plan.cases)))  # cgroup quota, governor, turbo; the measured GEMM peak
-    executor = make_executor(options, environment)  # first: a cluster that cannot be reached writes nothing
+    environment, executor, startup_s = _start_up(options, plan)
     todo = [(c, r) for c, r in schedule(plan.cases, options.repeat) if (c.id, r) not in finished]
     state = RunState(run_id or new_run_id(), len(todo))
+
+    def record_of(case: Case, repeat: int) -> dict[str, Any]:
+        return base_record(case, repeat, state.run_id, options, environment, registry, executor.worker_environment,
+                           startup_s)
+
     for case, reason in plan.skipped:
         if (case.id, 0) not in finished:
-            record = base_record(case, 0, state.run_id, options, environment, registry, executor.worker_environment)
+            record = record_of(case, 0)
             record.update(status="skipped", error=reason)
             run_dir.append(record)
     timeout = options.case_timeout or get_profile(options.profile).case_timeout_s
@@ -88,11 +94,12 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
         say(_progress_line(state, job.case, job.repeat, options.repeat, where))
 
     attempts = executor.run([Job(case, repeat) for case, repeat in todo], timeout, run_dir, announce)
+    ours: list[dict[str, Any]] = []
     try:
         for attempt in attempts:
-            record = base_record(attempt.job.case, attempt.job.repeat, state.run_id, options, environment, registry,
-                                 executor.worker_environment)
+            record = record_of(attempt.job.case, attempt.job.repeat)
             record.update(attempt.record_fields())
+            ours.append(record)
             if record["status"] != "ok":
                 record["log"] = str(attempt.log_path)
             run_dir.append(record)
@@ -106,7 +113,25 @@ def run_plan(plan: Plan, registry: Registry, options: RunOptions, run_dir: RunDi
     finally:
         attempts.close()
         executor.close()
+    state.time_s = account(ours, time.monotonic() - began)
+    say(time_line(state.time_s))
     return state
+
+
+def _start_up(options: RunOptions, plan: Plan) -> tuple[dict[str, Any], Any, dict[str, float]]:
+    """The run's environment (identity; cgroup quota, governor, turbo; the measured GEMM peak), its executor,
+    and the seconds each took (every record carries them as ``run_startup_s``)."""
+    from dlbench.running.executors import make_executor
+
+    clock = time.monotonic()
+    environment = identity.capture()
+    identity_s, clock = time.monotonic() - clock, time.monotonic()
+    environment.update(run_facts(options.threads, remeasure=options.profile != "smoke",
+                                 gpu=any(case.device == "gpu" for case in plan.cases)))
+    facts_s, clock = time.monotonic() - clock, time.monotonic()
+    executor = make_executor(options, environment)  # first: a cluster that cannot be reached writes nothing
+    return environment, executor, {"identity": identity_s, "machine_facts": facts_s,
+                                   "executor": time.monotonic() - clock}
 
 
 def _progress_line(state: RunState, case: Case, repeat: int, repeats: int, where: str = "") -> str:

@@ -8,11 +8,12 @@ worker process that runs the case.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 from importlib import metadata
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from dlbench import FrameworkUnavailable, Setup
+from dlbench import FrameworkUnavailable, Preload, Setup
 from dlbench_keras.models import SUPPORTED_KINDS
 from dlbench_keras.variants import VARIANTS, get_variant
 
@@ -60,6 +61,16 @@ class KerasFramework:
     def supports(self, spec: "ModelSpec") -> bool:
         return all(layer.kind in SUPPORTED_KINDS for layer in spec.layers)
 
+    def preload(self, variant: str, device: str) -> Optional[Preload]:
+        """Keras on the variant's backend (one server per backend; per device on torch, whose device Keras
+        reads when imported), except jax: its thread budget must be in the environment before jax is first
+        imported, which happens in ``prepare``."""
+        backend = VARIANTS[variant].backend if variant in VARIANTS else None
+        if backend not in ("tensorflow", "torch") or variant not in self.variants():
+            return None
+        key = backend if backend == "tensorflow" else f"{backend}-{device}"
+        return Preload(key, functools.partial(_preload, backend, device))
+
     def prepare(self, setup: Setup) -> "KerasSession":
         from dlbench_keras.session import KerasSession
 
@@ -68,6 +79,13 @@ class KerasFramework:
             raise FrameworkUnavailable(f"variant {variant.name!r} needs the {variant.backend} package; "
                                        f"pip install {variant.backend}")
         return KerasSession(setup, variant)
+
+
+def _preload(backend: str, device: str) -> None:
+    from dlbench_keras import runtime
+
+    runtime.preload(backend, device)
+    import dlbench_keras.session  # noqa: F401
 
 
 def _backend_gpu(backend: str) -> "DeviceCheck":

@@ -53,6 +53,21 @@ def load(backend: str, device: str, threads: int, seed: int) -> Runtime:
     return runtime
 
 
+def preload(backend: str, device: str) -> None:
+    """Import keras on ``backend`` as ``load`` will for ``device``, but configure nothing (a fork server's
+    preload: the thread budget, device and seed are applied by ``load`` in each case's own process)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["KERAS_BACKEND"] = backend
+    if backend == "torch":  # read when keras is imported; unset, keras asks torch.cuda.is_available()
+        os.environ["KERAS_TORCH_DEVICE"] = "cuda" if device == "gpu" else "cpu"
+    with _scikit_learn_hidden():
+        __import__(BACKEND_MODULE[backend])
+        import keras  # noqa: F401
+
+
+BACKEND_MODULE = {"tensorflow": "tensorflow", "torch": "torch"}
+
+
 @contextmanager
 def _scikit_learn_hidden() -> Iterator[None]:
     """Keras imports scikit-learn (1.6-2 s here) for its sklearn wrappers alone, which no case uses; dlbench

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import TYPE_CHECKING, Sequence
 
-from dlbench import FrameworkUnavailable, Setup
+from dlbench import FrameworkUnavailable, Preload, Setup
 
 if TYPE_CHECKING:
     from dlbench import DeviceCheck, ModelSpec
@@ -48,6 +48,12 @@ class TorchFramework:
     def supports(self, spec: "ModelSpec") -> bool:
         return all(layer.kind in SUPPORTED_LAYERS for layer in spec.layers)
 
+    def preload(self, variant: str, device: str) -> Preload:
+        """torch, torch._dynamo and this plugin's session module, the same for every variant and device:
+        importing them starts no thread and does not initialise CUDA (``prepare`` sizes the pools and picks
+        the device). ``torch.compile``'s inductor is left to the compile variant's own cases."""
+        return Preload("torch", _import_session)
+
     def prepare(self, setup: Setup) -> "TorchSession":
         if setup.variant not in self.variants():
             raise ValueError(f"unknown pytorch variant {setup.variant!r}; choose from {', '.join(self.variants())}")
@@ -57,3 +63,9 @@ class TorchFramework:
         from dlbench_pytorch.session import TorchSession  # imports torch
 
         return TorchSession(setup)
+
+
+def _import_session() -> None:
+    import torch._dynamo  # noqa: F401  (torch.optim's constructors import it: 1-4 s of every case's prepare)
+
+    import dlbench_pytorch.session  # noqa: F401  (imports torch)

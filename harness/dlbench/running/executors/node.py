@@ -2,23 +2,20 @@
 
 This module runs inside a Ray worker on the node. It imports Ray only to ask which node it is on and
 to fetch shipped data. The worker process dies with the Ray worker that started it (the kernel's
-parent-death signal), so a cancelled task, or a node whose Ray processes are killed, leaves no case
-running unseen.
+parent-death signal; a forked one with its fork server, which exits when the Ray worker goes), so a
+cancelled task, or a node whose Ray processes are killed, leaves no case running unseen.
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
-import signal
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 LOG_LIMIT = 1 << 20  # the last MiB of a worker's output travels back to the driver's run folder
-PR_SET_PDEATHSIG = 1
 
 
 def run_on_node(job: dict[str, Any]) -> dict[str, Any]:
@@ -46,8 +43,7 @@ def run_on_node(job: dict[str, Any]) -> dict[str, Any]:
             origin = "driver"
         log_path = Path(tmp) / "worker.log"
         started = time.monotonic()
-        outcome = run_worker(case, options, job["timeout"], log_path, extra=extra, extra_env=job["env"],
-                             preexec_fn=_die_with_parent())
+        outcome = run_worker(case, options, job["timeout"], log_path, _launcher(options, job["env"]), extra=extra)
         wall_s = time.monotonic() - started
         log_text = _read_tail(log_path)
         extra_logs = {str(path.relative_to(tmp)): _read_tail(path) for path in sorted(Path(tmp).glob("worker.*/**/*"))
@@ -67,20 +63,21 @@ def _environment(threads: int) -> dict[str, Any]:
     return {**identity.capture(), **run_facts(threads)}
 
 
-def _die_with_parent() -> Optional[Callable[[], None]]:
-    """A preexec function asking the kernel to SIGKILL the child when this process dies (Linux)."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before fork: nothing to look up in the child
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
+_LAUNCHERS: dict[tuple, Any] = {}
 
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the request took effect
-            os._exit(1)
 
-    return preexec
+def _launcher(options: Any, env: dict[str, str]) -> Any:
+    """This Ray worker process's launcher for the driver's options and forwarded variables, kept across its
+    tasks so its fork servers are too (with one case at a time on a node, one server per node and framework).
+    Its workers die with this process: a spawned one by the kernel's parent-death signal, a forked one with
+    its fork server, which exits when this process's end of its socket closes."""
+    from dlbench.running.launcher import make_launcher
+
+    key = (options.threads, options.verbose, options.environment, getattr(options, "launch", None),
+           tuple(sorted(env.items())))
+    if key not in _LAUNCHERS:
+        _LAUNCHERS[key] = make_launcher(options, pin=False, extra_env=env, die_with_parent=True)
+    return _LAUNCHERS[key]
 
 
 def _read_tail(path: Path) -> str:
