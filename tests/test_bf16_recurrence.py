@@ -14,7 +14,7 @@ import pytest
 JAX_CODE = """
 import json
 import jax, jax.numpy as jnp, numpy as np
-from dlbench_jax.session import LSTM
+from dlbench_jax.modules import LSTM
 x = jax.random.normal(jax.random.PRNGKey(1), (4, 30, 8))
 params = LSTM(16, jnp.float32).init(jax.random.PRNGKey(0), x)
 out = {}
@@ -48,7 +48,7 @@ def test_torch_amp_bf16_runs_the_lstm_in_bfloat16() -> None:
     from dlbench.data import load_task
     from dlbench.zoo import get_model
     from dlbench_pytorch.framework import TorchFramework
-    from dlbench_pytorch.models import LastHidden
+    from dlbench_pytorch.modules import LastHidden
 
     data = load_task("synthetic_text")
     session = TorchFramework().prepare(Setup(get_model("lstm"), data, "cpu", "amp-bf16", 0, 1, 32))

@@ -158,7 +158,7 @@ def test_batch_norm_and_conv_bias_follow_keras(fashion_small):
 
 
 def test_spatial_dropout_drops_whole_channels():
-    from dlbench_pytorch.models import SpatialDropout1d
+    from dlbench_pytorch.modules import SpatialDropout1d
 
     layer = SpatialDropout1d(0.5).train()
     out = layer(torch.ones(8, 100, 16))

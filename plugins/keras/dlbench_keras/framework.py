@@ -14,7 +14,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Sequence
 
 from dlbench import FrameworkUnavailable, Setup
-from dlbench_keras.models import SUPPORTED_KINDS
+from dlbench_keras.models import ACTIVATIONS, BUILDERS
 
 if TYPE_CHECKING:
     from dlbench import DeviceCheck, ModelSpec
@@ -92,7 +92,8 @@ class KerasFramework:
         return [DeviceCheck("cpu", True, cpu_model())] + [_backend_gpu(backend) for backend in backends]
 
     def supports(self, spec: "ModelSpec") -> bool:
-        return all(layer.kind in SUPPORTED_KINDS for layer in spec.layers)
+        """Whether the builder's dispatch tables (dlbench_keras.models) cover every layer and activation."""
+        return not spec.missing(BUILDERS, ACTIVATIONS)
 
     def prepare(self, setup: Setup) -> "KerasSession":
         from dlbench_keras.session import KerasSession
