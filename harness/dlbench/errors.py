@@ -46,6 +46,11 @@ class CaseFailed(DlbenchError):
     """One case cannot be measured; the message is the record's one-line error."""
 
 
+class CaseUnsupported(CaseFailed):
+    """The plugin cannot build the case's model (its builder names a layer kind it does not know): the case is
+    recorded as skipped with that reason, never as a failure, and the run goes on."""
+
+
 class PluginFailed(CaseFailed):
     """A call into a plugin raised: the case fails naming the plugin and the call, never the harness."""
 

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 from dlbench.data import TASKS, task_status
 from dlbench.errors import UsageError
 from dlbench.plugins import Registry
-from dlbench.zoo import MODELS
+from dlbench.zoo import FIRST_ACTIVATIONS, FIRST_KINDS, MODELS, ModelSpec
 
 DEVICES = ("cpu", "gpu")
 
@@ -128,7 +128,7 @@ def make_plan(registry: Registry, selection: Selection) -> Plan:
                 for name in usable:
                     framework = registry.frameworks[name]
                     if not framework.supports(MODELS[model]):
-                        notes.append(f"{name} does not implement {model}")
+                        notes.append(not_implemented(name, MODELS[model]))
                         continue
                     for variant in _variants(states[name], selection.variants):
                         for device in _devices(states[name], selection.device):
@@ -140,6 +140,13 @@ def make_plan(registry: Registry, selection: Selection) -> Plan:
     if not cases and not skipped:
         raise UsageError(_why_empty(registry, selection, usable, states, models, tasks))
     return Plan(cases, skipped, sorted(set(notes), key=notes.index), {n: states[n] for n in chosen})
+
+
+def not_implemented(framework: str, spec: ModelSpec) -> str:
+    """Why a framework's case is not planned: its supports() said no, and what the model has that is new."""
+    new = spec.missing(FIRST_KINDS, FIRST_ACTIVATIONS)
+    since = f"; {spec.name} needs {', '.join(new)}, new since the first zoo" if new else ""
+    return f"{framework} does not implement {spec.name} (its supports() is False{since})"
 
 
 def _variants(state: FrameworkState, asked: Sequence[str]) -> list[str]:
@@ -167,7 +174,7 @@ def _why_empty(registry: Registry, selection: Selection, usable: list[str], stat
     if selection.device != "all" and not any(selection.device in states[n].devices for n in usable):
         return f"no selected framework sees a {selection.device} here (devices: " + \
             ", ".join(f"{n}: {'/'.join(states[n].devices)}" for n in usable) + ")"
-    unsupported = [f"{n} does not implement {m}" for n in usable for m in models
+    unsupported = [not_implemented(n, MODELS[m]) for n in usable for m in models
                    if not registry.frameworks[n].supports(MODELS[m])]
     if unsupported:
         return "the selection plans no case: " + "; ".join(unsupported)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from dlbench.errors import CaseFailed, DataError, UnknownName
-from dlbench.guarded import GuardedSession, plugin_call
+from dlbench.errors import CaseFailed, CaseUnsupported, DataError, PluginFailed, UnknownName
+from dlbench.guarded import GuardedSession, plugin_call, unknown_layer_kind
 
 DEFAULT_INFER_BATCH = 1024  # batch of the Offline scenario unless --infer-batch-size says otherwise
 
@@ -50,7 +50,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     setup = Setup(spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
                   threads=case["threads"], batch_size=case["batch_size"], options=case.get("options", {}))
     started = time.perf_counter()
-    session = GuardedSession(plugin_call(plugin, "prepare", framework.prepare, setup), plugin)
+    session = GuardedSession(_prepare(framework, plugin, setup), plugin)
     prepare_s = time.perf_counter() - started
 
     parity_started = time.perf_counter()
@@ -134,6 +134,18 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
     return Measurements(metrics, phases_s)
 
 
+def _prepare(framework: Any, plugin: str, setup: Any) -> Any:
+    """The plugin's session; CaseUnsupported when its builder names a layer kind of the model it lacks."""
+    try:
+        return plugin_call(plugin, "prepare", framework.prepare, setup)
+    except PluginFailed as exc:
+        kind = unknown_layer_kind(setup.spec, exc.__cause__)
+        if kind is None:
+            raise
+        raise CaseUnsupported(f"unsupported: plugin {plugin} cannot build {setup.spec.name}, layer kind {kind!r} "
+                              f"(its prepare said {str(exc).split(': ', 1)[-1]})") from None
+
+
 def _framework(registry: Any, name: str) -> Any:
     try:
         return registry.get(name)
@@ -179,6 +191,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     case = json.loads(case_path.read_text())
     try:
         result = run_case(case)
+    except CaseUnsupported as exc:  # a model the plugin does not build (yet): a reason, not a failure
+        result = {"status": "skipped", "error": str(exc)}
     except CaseFailed as exc:
         if exc.__cause__ is not None:
             import traceback

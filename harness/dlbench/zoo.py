@@ -291,6 +291,7 @@ Layer = Union[Flatten, Dense, Dropout, Conv2D, MaxPool2D, BatchNorm, Activation,
 # The kinds of the first zoo (softmax .. cnn_lstm); a plugin written for it knows these and no others.
 FIRST_KINDS = frozenset({"flatten", "dense", "dropout", "conv2d", "maxpool2d", "batchnorm", "activation",
                          "embedding", "spatial_dropout1d", "conv1d", "maxpool1d", "lstm"})
+FIRST_ACTIVATIONS = frozenset({"relu", "tanh", "sigmoid"})
 
 
 def _through(layers: tuple[Layer, ...], shape: Shape) -> Shape:
