@@ -9,8 +9,8 @@
 # installs the .whl files in DIR (Keras and what it lacks there: keras, namex, optree) into OUT/site.
 #
 # Runs, all into one folder (OUT, default $OUT or reports/gpu-check-<time>): `dlbench list`, the conformance
-# kit on the GPU (tests/test_conformance_gpu.py, one suite per process), a quick matrix of mlp, cnn, lstm x
-# pytorch eager / compile / amp-bf16, keras torch-fit / jax-fit, jax jit / bf16 on the GPU with --report,
+# kit on the GPU (tests/test_conformance_gpu.py, one suite per process), a quick matrix of mlp, cnn, lstm,
+# resnet20, transformer x pytorch eager / compile / amp-bf16, keras torch-fit / jax-fit, jax jit / bf16 on the GPU with --report,
 # the device table (memory, J/1k samples, host/event agreement), and the fidelity of dlbench's torch cnn
 # against a plain CUDA loop. On a machine without a usable GPU it says so, runs the same steps on the CPU
 # with the smoke profile (proving the script and the paths) and skips what needs a GPU. About 6-8 minutes
@@ -139,7 +139,7 @@ print("fashion_mnist" if task_status("fashion_mnist", sys.argv[1] or None).found
 EOF
 )
 [ "$IMAGE_TASK" = fashion_mnist ] || say "Fashion-MNIST not found (give --data-dir): image models run on synthetic_images"
-MATRIX=(-f pytorch -f jax -m mlp -m cnn -m lstm -t "$IMAGE_TASK" -t synthetic_text
+MATRIX=(-f pytorch -f jax -m mlp -m cnn -m lstm -m resnet20 -m transformer -t "$IMAGE_TASK" -t synthetic_text
         --variant eager --variant amp-bf16 --variant jit --variant bf16)
 [ "$DEVICE" = gpu ] && MATRIX+=(--variant compile)  # torch.compile on 2 CPU cores costs minutes: GPU only
 [ "$KERAS" = 1 ] && MATRIX+=(-f keras --variant torch-fit --variant jax-fit)

@@ -157,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir, finished, run_id = _new_run_dir(args), frozenset(), None
     _check_run_arguments(args)
     selection = Selection(args.framework, args.model, args.task, args.variant, args.device,
-                          args.batch_size or [128], args.data_dir)
+                          args.batch_size or [128], args.data_dir, profile=args.profile)
     registry = load_registry()
     plan = make_plan(registry, selection)
     options = runner.RunOptions(profile=args.profile, threads=args.threads, seed=args.seed,

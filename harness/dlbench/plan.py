@@ -1,7 +1,9 @@
 """Expanding a selection into cases: framework x variant x model x task x device x batch size.
 
-Only compatible pairs are planned (an image model never meets a text task); cases whose data is
-missing are kept as 'skipped' with how to get the data; a selection that plans nothing says why.
+Only compatible pairs are planned (an image model never meets a text task) and, when no task is named,
+each model runs on its matrix tasks (the profile's choice, else the tasks it has an accuracy target for:
+softmax never meets CIFAR-10 unless asked to); cases whose data is missing are kept as 'skipped' with how
+to get the data; a selection that plans nothing says why.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Optional, Sequence
 from dlbench.data import TASKS, task_status
 from dlbench.errors import UsageError
 from dlbench.plugins import Registry
+from dlbench.profiles import Profile, get_profile, matrix_tasks
 from dlbench.zoo import FIRST_ACTIVATIONS, FIRST_KINDS, MODELS, ModelSpec
 
 DEVICES = ("cpu", "gpu")
@@ -42,6 +45,7 @@ class Selection:
     device: str = "all"
     batch_sizes: Sequence[int] = (128,)
     data_dir: Optional[str] = None
+    profile: str = "quick"  # with no task named, each model runs on the profile's tasks for it (profiles.matrix_tasks)
 
 
 @dataclass
@@ -118,11 +122,12 @@ def make_plan(registry: Registry, selection: Selection) -> Plan:
     models = list(selection.models) or list(MODELS)
     tasks = list(selection.tasks) or list(TASKS)
     status = {task: task_status(task, selection.data_dir) for task in tasks}
+    pairs = _pairs(models, tasks, get_profile(selection.profile) if not selection.tasks else None)
     cases: list[Case] = []
     skipped: list[tuple[Case, str]] = []
     for task in tasks:
         for model in models:
-            if MODELS[model].modality != TASKS[task].modality:
+            if (model, task) not in pairs:
                 continue
             for batch_size in selection.batch_sizes:
                 for name in usable:
@@ -140,6 +145,12 @@ def make_plan(registry: Registry, selection: Selection) -> Plan:
     if not cases and not skipped:
         raise UsageError(_why_empty(registry, selection, usable, states, models, tasks))
     return Plan(cases, skipped, sorted(set(notes), key=notes.index), {n: states[n] for n in chosen})
+
+
+def _pairs(models: list[str], tasks: list[str], profile: Optional[Profile]) -> set[tuple[str, str]]:
+    """(model, task) pairs of one modality; with no task named (``profile`` given), only each model's matrix tasks."""
+    return {(m, t) for m in models for t in tasks if MODELS[m].modality == TASKS[t].modality
+            and (profile is None or t in matrix_tasks(profile, MODELS[m]))}
 
 
 def not_implemented(framework: str, spec: ModelSpec) -> str:

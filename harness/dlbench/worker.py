@@ -88,7 +88,7 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
     profile = with_overrides(profile, case)  # --estimator, --ci-target, --max-timing
     steps = case.get("steps") or profile.steps_for(spec, case["task"], len(data.x_train), bs)
     target = case.get("target") or target_for(spec, case["task"])
-    infer_bs = case.get("infer_batch_size") or DEFAULT_INFER_BATCH
+    infer_bs = case.get("infer_batch_size") or profile.infer_batch.get(spec.name) or DEFAULT_INFER_BATCH
     clock = [time.perf_counter()]
     phases_s: dict[str, float] = {}
     sampler = Sampler(case["threads"]).start()  # steal, the others' load, context switches (dlbench.machine)
