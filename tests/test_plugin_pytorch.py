@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from dlbench.contract import FrameworkUnavailable, Session, Setup  # noqa: E402
 from dlbench.data import DataError, load_task  # noqa: E402
 from dlbench.plugins import load_registry  # noqa: E402
-from dlbench.zoo import MODELS  # noqa: E402
+from dlbench.zoo import FIRST_KINDS, MODELS  # noqa: E402
 
 from dlbench_pytorch import framework as framework_module  # noqa: E402
 from dlbench_pytorch.framework import TorchFramework  # noqa: E402
@@ -97,7 +97,13 @@ def test_unknown_variant_is_refused(text):
 
 # --- every zoo model: parity and learning ----------------------------------------------------------------
 
-@pytest.mark.parametrize("name", list(MODELS))
+# The first zoo's models: resnet20 and transformer (a second a step here) get their parameter count, first loss and a
+# short training from the conformance kit (test_conformance_builtin.py), their function from
+# benchmarks/zoo_same_function.py; a batch-norm ResNet's eval loss rises for its first tens of steps anyway.
+FIRST_ZOO = [name for name, spec in MODELS.items() if spec.layer_kinds() <= FIRST_KINDS]
+
+
+@pytest.mark.parametrize("name", FIRST_ZOO)
 def test_zoo_model_matches_spec_and_learns(name, fashion_small, text):
     spec, data = MODELS[name], data_for(name, fashion_small, text)
     session = prepare(name, data)
