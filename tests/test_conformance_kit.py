@@ -15,6 +15,7 @@ import textwrap
 
 from dlbench.testing.conformance import _gpu_present
 
+from conftest import kit_suite
 from test_third_party_plugin import guide_files
 
 BROKEN = '''
@@ -56,21 +57,13 @@ def dlbench_register_frameworks(register):
     register(Framework())
 '''
 
-SUITE = '''
-from dlbench.testing import FrameworkConformance
-
-
-class TestBroken(FrameworkConformance):
-    framework = "brokenfw"
-    plugin_module = "broken_numpyfw"
-    models = ["softmax"]
-'''
+SUITE = kit_suite("TestBroken", "brokenfw", "broken_numpyfw", ["softmax"])
 
 
 def test_the_kit_fails_a_broken_plugin_on_exactly_its_faults(tmp_path):
     (tmp_path / "dlbench_numpyfw.py").write_text(guide_files()["dlbench_numpyfw.py"])
     (tmp_path / "broken_numpyfw.py").write_text(textwrap.dedent(BROKEN))
-    (tmp_path / "test_broken.py").write_text(textwrap.dedent(SUITE))
+    (tmp_path / "test_broken.py").write_text(SUITE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     env.pop("DLBENCH_PLUGINS", None)
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", "test_broken.py"],

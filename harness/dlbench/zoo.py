@@ -134,14 +134,18 @@ class MaxPool2D(_Counts):
         return (h // self.pool, w // self.pool, c)
 
 
-@dataclass(frozen=True)
-class BatchNorm(_Counts):
-    momentum: float = 0.99
-    epsilon: float = 1e-3
-    kind: str = "batchnorm"
+class _ScaleShift(_Counts):
+    """A normalisation's trainable gamma and beta, one of each per channel (the last axis)."""
 
     def params(self, shape: Shape) -> int:
         return 2 * shape[-1]
+
+
+@dataclass(frozen=True)
+class BatchNorm(_ScaleShift):
+    momentum: float = 0.99
+    epsilon: float = 1e-3
+    kind: str = "batchnorm"
 
 
 @dataclass(frozen=True)
@@ -223,12 +227,9 @@ class GlobalAvgPool(_Counts):
 
 
 @dataclass(frozen=True)
-class LayerNorm(_Counts):
+class LayerNorm(_ScaleShift):
     epsilon: float = 1e-6
     kind: str = "layernorm"
-
-    def params(self, shape: Shape) -> int:
-        return 2 * shape[-1]
 
 
 @dataclass(frozen=True)
@@ -277,10 +278,10 @@ class Residual(_Counts):
         return out
 
     def params(self, shape: Shape) -> int:
-        return _params_of(self.body, shape) + _params_of(self.shortcut, shape)
+        return _sum_over(self.body, shape, "params") + _sum_over(self.shortcut, shape, "params")
 
     def flops(self, shape: Shape) -> int:
-        return _flops_of(self.body, shape) + _flops_of(self.shortcut, shape)
+        return _sum_over(self.body, shape, "flops") + _sum_over(self.shortcut, shape, "flops")
 
     def children(self) -> tuple["Layer", ...]:
         return (*self.body, *self.shortcut)
@@ -300,18 +301,11 @@ def _through(layers: tuple[Layer, ...], shape: Shape) -> Shape:
     return shape
 
 
-def _params_of(layers: tuple[Layer, ...], shape: Shape) -> int:
+def _sum_over(layers: tuple[Layer, ...], shape: Shape, count: str) -> int:
+    """The sum of each layer's ``count`` ("params" or "flops") for the shape that reaches it."""
     total = 0
     for layer in layers:
-        total += layer.params(shape)
-        shape = layer.output_shape(shape)
-    return total
-
-
-def _flops_of(layers: tuple[Layer, ...], shape: Shape) -> int:
-    total = 0
-    for layer in layers:
-        total += layer.flops(shape)
+        total += getattr(layer, count)(shape)
         shape = layer.output_shape(shape)
     return total
 
@@ -392,11 +386,11 @@ class ModelSpec:
 
     def param_count(self, input_shape: Shape) -> int:
         """Trainable parameters (batch-norm running statistics are not trainable)."""
-        return _params_of(self.layers, tuple(input_shape))
+        return _sum_over(self.layers, tuple(input_shape), "params")
 
     def flops_per_sample(self, input_shape: Shape) -> int:
         """Forward FLOPs of one sample (2 per multiply-add of dense, conv, LSTM and attention layers)."""
-        return _flops_of(self.layers, tuple(input_shape))
+        return _sum_over(self.layers, tuple(input_shape), "flops")
 
     def expected_initial_loss(self, num_classes: int) -> float:
         """Loss of an untrained model that guesses uniformly: ln(classes), or ln 2 for one output."""

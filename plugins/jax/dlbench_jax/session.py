@@ -160,8 +160,8 @@ class JaxSession:
     def describe(self) -> Mapping[str, Any]:
         return {
             "threads": self.threads,
-            "precision": ("bfloat16 compute (flax dtype=bfloat16: Dense, Conv, Embed, BatchNorm and the LSTM, its "
-                          "state included); float32 parameters, logits, loss and optax Adam"
+            "precision": ("bfloat16 compute (flax dtype=bfloat16: Dense, Conv, Embed, BatchNorm, LayerNorm, attention "
+                          "and the LSTM, its state included); float32 parameters, logits, loss and optax Adam"
                           if self.bf16 else "float32; jax_default_matmul_precision=highest"),
             "compute_dtype": "bfloat16" if self.bf16 else "float32",
             "tf32": ("off: jax_default_matmul_precision=highest" if self.device.platform == "gpu"
