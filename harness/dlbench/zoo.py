@@ -8,7 +8,7 @@ parameter and FLOP counts; a ``Residual`` holds two more lists of layers, built 
 Conventions shared by every framework (the Keras defaults, which the tutorials use):
 - the last Dense layer outputs logits; the loss is computed from logits (sparse categorical
   cross-entropy for 10 classes, binary cross-entropy for one output);
-- kernels glorot-uniform, biases zero; LSTM recurrent kernel orthogonal, forget-gate bias 1, one bias
+- kernels glorot-uniform (unless a Dense says ``kernel_init="zeros"``), biases zero; LSTM recurrent kernel orthogonal, forget-gate bias 1, one bias
   vector per gate (a framework with two, like torch, freezes the second at zero); embeddings
   uniform(-0.05, 0.05); batch norm gamma 1, beta 0, momentum 0.99 (running = 0.99 * running + 0.01 *
   batch), epsilon 1e-3, unless the layer says otherwise (resnet20: 0.9 and 1e-5, the ResNet papers');
@@ -27,6 +27,12 @@ Conventions shared by every framework (the Keras defaults, which the tutorials u
   no mask, no dropout; it outputs the model dim;
 - ``PositionEmbedding``: a learned (length, dim) table added to the token embeddings, initialised like
   embeddings, uniform(-0.05, 0.05);
+- the transformer's head starts at zero (ViT's zero-initialised head, Dosovitskiy et al. 2021): with glorot,
+  its untrained logit is a random constant of standard deviation about 1 (the GELU's positive mean and the
+  near-uniform attention give every token a shared component that the last layer norm scales up), so the
+  first loss ranged 0.67-1.09 over seeds, outside the parity check's ln 2 +- 50% for one seed in ten. At zero
+  it is ln 2 exactly, and the check no longer sees the body's initialisation (the parameter count and
+  benchmarks/zoo_same_function.py do);
 - activations: relu, tanh, sigmoid and gelu, which is the exact x * Phi(x) (erf), never the tanh
   approximation (Flax's default); 'linear' is none;
 - dropout is active in training only; SpatialDropout1D drops whole embedding channels per sample;
@@ -80,6 +86,7 @@ class Flatten(_Counts):
 class Dense(_Counts):
     units: int
     activation: str = "linear"  # "relu" | "gelu" | "tanh" | "sigmoid" | "linear"
+    kernel_init: str = "glorot_uniform"  # "glorot_uniform" | "zeros" (the transformer's head, as ViT's)
     kind: str = "dense"
 
     def output_shape(self, shape: Shape) -> Shape:
@@ -451,7 +458,8 @@ def transformer_layers(dim: int = 128, heads: int = 4, hidden: int = 512, blocks
     encoder = [Residual((LayerNorm(), SelfAttention(heads, dim // heads))) if part == 0
                else Residual((LayerNorm(), Dense(hidden, "gelu"), Dense(dim)))
                for _ in range(blocks) for part in (0, 1)]
-    return (Embedding(VOCAB, dim), PositionEmbedding(), *encoder, LayerNorm(), GlobalAvgPool(), Dense(1))
+    return (Embedding(VOCAB, dim), PositionEmbedding(), *encoder, LayerNorm(), GlobalAvgPool(),
+            Dense(1, kernel_init="zeros"))
 
 
 MODELS: dict[str, ModelSpec] = {

@@ -483,6 +483,9 @@ class FrameworkConformance:
             f"{zoo_model}: untrained loss {loss:.4g}, expected near ln(classes) = {chance:.4g}: check the "
             "initialisation (glorot-uniform kernels, zero biases) and that the last layer outputs logits")
         assert 0.0 <= accuracy <= 1.0, f"evaluate() accuracy {accuracy} is not a fraction"
+        if getattr(spec.layers[-1], "kernel_init", "") == "zeros":  # a zero head: every logit is 0, the loss exact
+            assert abs(loss - chance) < 1e-4, (f"{zoo_model}: the spec's last Dense starts at zero, so the untrained "
+                                               f"loss is ln(classes) = {chance:.6g} exactly, not {loss:.6g}")
 
     def test_trains_a_model_with_layer_kinds_the_selection_does_not(self, kit: Kit, zoo_model: str) -> None:
         """A model outside the selection with a layer kind none of the selection's has trains a few steps: the

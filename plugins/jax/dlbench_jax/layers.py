@@ -44,7 +44,11 @@ def apply_layers(ctx: Ctx, layers: tuple[Any, ...], x: Any) -> Any:
 
 
 def _dense(ctx: Ctx, layer: Any, x: Any) -> Any:
-    return ctx.act(layer.activation, ctx.nn.Dense(layer.units, kernel_init=ctx.glorot, dtype=ctx.dtype)(x))
+    kernels = {"glorot_uniform": ctx.glorot, "zeros": ctx.nn.initializers.zeros}
+    if layer.kernel_init not in kernels:
+        raise ValueError(f"kernel_init {layer.kernel_init!r} is not supported by dlbench-jax")
+    return ctx.act(layer.activation, ctx.nn.Dense(layer.units, kernel_init=kernels[layer.kernel_init],
+                                                  dtype=ctx.dtype)(x))
 
 
 def _conv(ctx: Ctx, layer: Any, x: Any) -> Any:

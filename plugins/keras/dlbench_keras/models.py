@@ -57,8 +57,11 @@ def _activation(name: str) -> Any:
 
 def _dense(b, layer, seed, name):
     init = b.keras.initializers
+    kernels = {"glorot_uniform": lambda: init.GlorotUniform(seed=seed), "zeros": init.Zeros}
+    if layer.kernel_init not in kernels:
+        raise ValueError(f"kernel_init {layer.kernel_init!r} is not supported by the keras plugin")
     return b.keras.layers.Dense(layer.units, activation=_activation(layer.activation),
-                                kernel_initializer=init.GlorotUniform(seed=seed),
+                                kernel_initializer=kernels[layer.kernel_init](),
                                 bias_initializer=init.Zeros(), name=name)
 
 

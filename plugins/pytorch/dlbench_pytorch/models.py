@@ -70,7 +70,12 @@ def _dense(b: _Build, layer: Any) -> None:
     if len(b.shape) == 3:
         raise ValueError("Dense on an image tensor needs a Flatten (or a global pool) first")
     b.want_seq(False)
-    b.modules.append(_glorot_zero(nn.Linear(b.shape[-1], layer.units)))
+    linear = _glorot_zero(nn.Linear(b.shape[-1], layer.units))
+    if layer.kernel_init == "zeros":
+        nn.init.zeros_(linear.weight)
+    elif layer.kernel_init != "glorot_uniform":
+        raise ValueError(f"kernel_init {layer.kernel_init!r} is not supported by the pytorch plugin")
+    b.modules.append(linear)
     _activation(b, layer.activation)
 
 
