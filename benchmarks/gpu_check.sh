@@ -9,8 +9,8 @@
 # installs the .whl files in DIR (Keras and what it lacks there: keras, namex, optree) into OUT/site.
 #
 # Runs, all into one folder (OUT, default $OUT or reports/gpu-check-<time>): `dlbench list`, the conformance
-# kit on the GPU (tests/test_conformance_gpu.py, one suite per process), a quick matrix of mlp, cnn, lstm,
-# resnet20, transformer x pytorch eager / compile / amp-bf16, keras torch-fit / jax-fit, jax jit / bf16 on the GPU with --report,
+# kit on the GPU (tests/test_conformance_gpu.py, one suite per process), a quick matrix of mlp, cnn, lstm, resnet20,
+# transformer x pytorch eager / compile / amp-bf16, keras torch-fit / jax-fit, jax jit / bf16 on the GPU (--report),
 # the device table (memory, J/1k samples, host/event agreement), and the fidelity of dlbench's torch cnn
 # against a plain CUDA loop. On a machine without a usable GPU it says so, runs the same steps on the CPU
 # with the smoke profile (proving the script and the paths) and skips what needs a GPU. About 6-8 minutes

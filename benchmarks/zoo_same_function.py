@@ -97,7 +97,8 @@ def _into_keras(keras: Any, spec: Any, shape: tuple, params: dict, stats: dict) 
     from dlbench_keras.models import build_model
 
     model = build_model(keras, spec, shape, 0)
-    convs, norms = iter(_in_order(params, "Conv")), iter(zip(_in_order(params, "BatchNorm"), _in_order(stats, "BatchNorm")))
+    convs = iter(_in_order(params, "Conv"))
+    norms = iter(zip(_in_order(params, "BatchNorm"), _in_order(stats, "BatchNorm")))
     layernorms, dense = iter(_in_order(params, "LayerNorm")), iter(_in_order(params, "Dense"))
     attentions = iter(_in_order(params, "MultiHeadDotProductAttention"))
     for layer in model.layers:

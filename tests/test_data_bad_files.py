@@ -238,7 +238,8 @@ def test_cifar_pickle_gadget_is_refused(tmp_path):
 def test_cifar_folder_with_a_wrong_batch_and_a_truncated_archive(tmp_path):
     x, y = testing.rgb_images(4, 0)
     flat = testing.cifar_batch(x[:, :1000], y, "short rows")
-    testing.write_cifar10(tmp_path / "d" / "cifar-10-batches-py", per_batch=4, folder=True, batches={"test_batch": flat})
+    testing.write_cifar10(tmp_path / "d" / "cifar-10-batches-py", per_batch=4, folder=True,
+                          batches={"test_batch": flat})
     message = _load_error("cifar10", tmp_path / "d")
     assert "batch test_batch: b'data' is uint8 (4, 1000), expected uint8 (N, 3072)" in message
     archive = testing.write_cifar10(tmp_path / "t" / "cifar-10-python.tar.gz", per_batch=4)

@@ -61,7 +61,8 @@ PROFILES: dict[str, Profile] = {
     for profile in (
         Profile("smoke", "seconds per case, for tests: numbers mean little",
                 train_steps={"image": 24, "text": 12}, model_steps={"resnet20": 8, "transformer": 8},
-                infer_batch={"resnet20": 128, "transformer": 128}, min_block_s=0.01, min_blocks=3, min_timed_s=0.0, tta_evaluations=1,
+                infer_batch={"resnet20": 128, "transformer": 128}, min_block_s=0.01, min_blocks=3, min_timed_s=0.0,
+                tta_evaluations=1,
                 infer_blocks=3, infer_min_block_s=0.01, latency_min_count=10, latency_min_s=0.02,
                 latency_max_s=0.5, case_timeout_s=180, max_timed_s=0.0, infer_max_timed_s=0.0),
         Profile("quick", "the whole --all matrix in under 10 minutes on 2 cores: a third of an epoch of "

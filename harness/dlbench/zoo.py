@@ -8,8 +8,8 @@ parameter and FLOP counts; a ``Residual`` holds two more lists of layers, built 
 Conventions shared by every framework (the Keras defaults, which the tutorials use):
 - the last Dense layer outputs logits; the loss is computed from logits (sparse categorical
   cross-entropy for 10 classes, binary cross-entropy for one output);
-- kernels glorot-uniform (unless a Dense says ``kernel_init="zeros"``), biases zero; LSTM recurrent kernel orthogonal, forget-gate bias 1, one bias
-  vector per gate (a framework with two, like torch, freezes the second at zero); embeddings
+- kernels glorot-uniform (unless a Dense says ``kernel_init="zeros"``), biases zero; LSTM recurrent kernel
+  orthogonal, forget-gate bias 1, one bias vector per gate (a framework with two, like torch, freezes the second at zero); embeddings
   uniform(-0.05, 0.05); batch norm gamma 1, beta 0, momentum 0.99 (running = 0.99 * running + 0.01 *
   batch), epsilon 1e-3, unless the layer says otherwise (resnet20: 0.9 and 1e-5, the ResNet papers');
 - Adam, lr 1e-3, betas (0.9, 0.999), epsilon 1e-7; float32 everywhere;
