@@ -147,21 +147,28 @@ class Kit:
         return frozenset(kind for model in self.supported() for kind in MODELS[model].layer_kinds())
 
     def built(self, model: str) -> dict[str, Any]:
-        """A model outside the selection, checked cheaply: built, counted, evaluated untrained and, only where it has
-        a layer kind the selection does not train, trained ``SHORT_STEPS`` steps and evaluated again."""
+        """A model outside the selection, checked cheaply: built, counted and evaluated untrained (its session kept
+        for ``short_trained``)."""
         spec = self.spec(model, listed=False)
 
         def run() -> dict[str, Any]:
             session = self.prepare(spec)
             x, y = self.probe(spec)
-            seen: dict[str, Any] = {"params": session.param_count(), "initial": session.evaluate(x, y)}
-            if spec.layer_kinds() - self.trained_kinds:
-                session.train(SHORT_STEPS)
-                session.sync()
-                seen["short"] = session.evaluate(x, y)
-            return seen
+            return {"params": session.param_count(), "initial": session.evaluate(x, y), "session": session}
 
         return self.cached("built", model, run)
+
+    def short_trained(self, model: str) -> float:
+        """The loss on the probe after ``SHORT_STEPS`` steps of the ``built`` session."""
+        seen = self.built(model)
+
+        def run() -> float:
+            session, (x, y) = seen["session"], self.probe(get_model(model))
+            session.train(SHORT_STEPS)
+            session.sync()
+            return session.evaluate(x, y)[0]
+
+        return self.cached("short", model, run)
 
     def checked(self, model: str) -> dict[str, Any]:
         """What the tests run on every zoo model read: the full run for a selected model, else ``built``."""
@@ -492,10 +499,9 @@ class FrameworkConformance:
         loss it ends at is finite and not the one it started at (its backward pass and update ran)."""
         if zoo_model in kit.selection:
             pytest.skip(f"{zoo_model} is trained by the per-model tests")
-        seen = kit.built(zoo_model)
-        if "short" not in seen:
+        if not kit.spec(zoo_model, listed=False).layer_kinds() - kit.trained_kinds:
             pytest.skip(f"{zoo_model}'s layer kinds are all trained by the selection's models")
-        before, after = seen["initial"][0], seen["short"][0]
+        before, after = kit.built(zoo_model)["initial"][0], kit.short_trained(zoo_model)
         assert math.isfinite(after) and not _same(before, after, rel=1e-6), (
             f"{zoo_model}: loss {before:.6g} before and {after:.6g} after train({SHORT_STEPS}): training must update "
             "every layer kind of the model")
