@@ -7,7 +7,11 @@ conventions are easy to get subtly wrong ('same' padding with stride 2, residual
 exact GELU, attention scaling and projections): it builds the model in all three, perturbs JAX's initial
 weights and batch statistics (so batch norm and layer norm are not identities), copies them into the torch and
 Keras models (in the order each builder creates its layers) and compares the eval-mode outputs on one batch.
-Prints the largest absolute difference per framework; exit 1 when one exceeds --tolerance.
+Prints the largest absolute difference per framework; exit 1 when one exceeds --tolerance. With --training it
+also compares, torch against Keras on one batch of 128, the gradients (the same function must give the same
+gradients) and the first step of each framework's own Adam (lr 1e-3, eps 1e-7): Keras adds epsilon to
+sqrt(v) before the bias correction (Kingma and Ba's "epsilon hat"), torch and optax after it, so where a
+gradient is small Keras' early steps are shorter.
 """
 
 from __future__ import annotations
@@ -155,11 +159,65 @@ def compare(name: str, keras: Any) -> dict[str, float]:
             "output range": float(np.abs(reference).max()), "between samples": spread}
 
 
+def _torch_order(variable: Any) -> tuple:
+    """Keras' ``3_residual_shortcut0_conv2d/kernel`` sorted where torch's ``3.shortcut.0.weight`` is: by block,
+    then body before shortcut, then layer; a layer's own variables keep their order (kernel, bias)."""
+    import re
+
+    layer = variable.path.split("/")[0]
+    nested = re.search(r"_(body|shortcut)(\d+)_", layer)
+    return (int(layer.split("_")[0]), 0 if nested is None else (1, 2)[nested[1] == "shortcut"],
+            int(nested[2]) if nested else 0)
+
+
+def compare_training(name: str, keras: Any) -> dict[str, float]:
+    """Largest relative difference, torch vs Keras, of the gradients and of the first Adam step, per variable."""
+    import tensorflow as tf
+    import torch
+
+    from dlbench.zoo import get_model
+
+    spec = get_model(name)
+    shape = (32, 32, 3) if spec.modality == "image" else (100,)
+    rng = np.random.default_rng(2)
+    x = rng.random((128, *shape), dtype=np.float32) if spec.modality == "image" else \
+        rng.integers(0, 10_000, (128, 100)).astype(np.int32)
+    y = rng.integers(0, spec.outputs if spec.outputs > 1 else 2, 128)
+    _, params, stats = _jax_reference(spec, x[:8])
+    net, model = _into_torch(spec, shape, params, stats).train(), _into_keras(keras, spec, shape, params, stats)
+    binary = spec.outputs == 1
+    torch_in = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()) if x.ndim == 4 else torch.from_numpy(x.astype(np.int64))
+    target = torch.from_numpy(y.astype(np.float32)).reshape(-1, 1) if binary else torch.from_numpy(y)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits if binary else torch.nn.functional.cross_entropy
+    loss(net(torch_in), target).backward()
+    keras_loss = keras.losses.BinaryCrossentropy(from_logits=True) if binary else \
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with tf.GradientTape() as tape:
+        value = keras_loss(y.reshape(-1, 1).astype(np.float32) if binary else y, model(x, training=True))
+    grads = dict(zip((v.path for v in model.trainable_variables),
+                     (tf.convert_to_tensor(g) for g in tape.gradient(value, model.trainable_variables))))
+    ordered = sorted(model.trainable_variables, key=_torch_order)  # a residual block: body, then shortcut, as torch
+    pairs = [(p, v, grads[v.path]) for p, v in zip(net.parameters(), ordered)]
+    before = [(p.detach().numpy().copy(), v.numpy().copy()) for p, v, _ in pairs]
+    torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7).step()
+    keras.optimizers.Adam(1e-3, epsilon=1e-7).apply_gradients((grads[v.path], v) for v in model.trainable_variables)
+
+    def relative(a: float, b: float) -> float:
+        return abs(a - b) / max(a, b, 1e-12)
+
+    grad = max(relative(float(np.linalg.norm(p.grad.numpy())), float(np.linalg.norm(g.numpy())))
+               for p, _, g in pairs if float(np.linalg.norm(g.numpy())) > 1e-6)
+    step = max(relative(float(np.linalg.norm(p.detach().numpy() - b[0])), float(np.linalg.norm(v.numpy() - b[1])))
+               for (p, v, g), b in zip(pairs, before) if float(np.linalg.norm(g.numpy())) > 1e-6)
+    return {"gradients": grad, "first Adam step": step}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="resnet20,transformer")
     parser.add_argument("--keras-backend", default="tensorflow", choices=["tensorflow", "torch", "jax"])
     parser.add_argument("--tolerance", type=float, default=1e-5)
+    parser.add_argument("--training", action="store_true", help="also compare gradients and the first Adam step")
     args = parser.parse_args()
     os.environ["KERAS_BACKEND"] = args.keras_backend
     import keras
@@ -171,6 +229,10 @@ def main() -> int:
         print(f"{name}: max |output - jax| pytorch {result['pytorch']:.2e}, keras ({args.keras_backend}) "
               f"{result['keras']:.2e}; outputs up to {result['output range']:.3g}, "
               f"{result['between samples']:.3g} apart between samples")
+        if args.training and args.keras_backend == "tensorflow":
+            trained = compare_training(name.strip(), keras)
+            print(f"{name}: torch vs keras, largest relative difference per variable: gradients "
+                  f"{trained['gradients']:.1e}, first Adam step {trained['first Adam step']:.1%}")
     return 0 if worst <= args.tolerance else 1
 
 
