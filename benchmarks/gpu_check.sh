@@ -13,7 +13,7 @@
 #   1. the machine, `dlbench list`, and the device's own ceilings (`dlbench doctor --json`: GEMM in float32 with
 #      TF32 off, TF32 and bfloat16, and copy bandwidth, per library);
 #   2. the conformance kit's GPU suites (tests/test_conformance_gpu.py), side by side, only what the GPU changes;
-#   3. the matrix: mlp, cnn, lstm x every variant that does not compile (pytorch eager / amp-bf16, jax jit / bf16,
+#   3. the matrix: mlp, cnn, lstm, resnet20, transformer x every variant that does not compile (pytorch eager / amp-bf16, jax jit / bf16,
 #      keras torch-fit / jax-fit) at batch 128, then at the knee (--batch-size auto), profile gpu;
 #   4. fidelity: dlbench's pytorch and jax cnn and mlp against a plain CUDA loop / a plain jitted loop, training
 #      and inference, at batch 128 and at the knee found in 3 (two-sided 0.95..1.053);
@@ -119,7 +119,7 @@ print(",".join(seen))
 EOF
 )
 if [ -n "$GPU" ]; then
-    DEVICE=gpu PROFILE=gpu MODELS=(mlp cnn lstm)
+    DEVICE=gpu PROFILE=gpu MODELS=(mlp cnn lstm resnet20 transformer)
     say "GPU seen by: $GPU; running the GPU plan within ${BUDGET} s"
 else
     DEVICE=cpu PROFILE=smoke MODELS=(mlp) BUDGET=$(( BUDGET > 900 ? BUDGET : 900 ))
@@ -167,7 +167,7 @@ print("fashion_mnist" if task_status("fashion_mnist", sys.argv[1] or None).found
 EOF
 )
 [ "$IMAGE_TASK" = fashion_mnist ] || say "Fashion-MNIST not found (give --data-dir): image models run on synthetic_images"
-TASKS=(-t "$IMAGE_TASK"); [[ " ${MODELS[*]} " == *" lstm "* ]] && TASKS+=(-t synthetic_text)
+TASKS=(-t "$IMAGE_TASK"); [[ " ${MODELS[*]} " == *" lstm "* || " ${MODELS[*]} " == *" transformer "* ]] && TASKS+=(-t synthetic_text)
 MODEL_ARGS=(); for m in "${MODELS[@]}"; do MODEL_ARGS+=(-m "$m"); done
 PLAIN_VARIANTS=(-f pytorch -f jax --variant eager --variant amp-bf16 --variant jit --variant bf16)
 COMPILED_VARIANTS=(-f pytorch -f jax --variant tuned)

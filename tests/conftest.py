@@ -35,6 +35,12 @@ def run_dlbench(*args: str, plugins: str = "", timeout: float = 300, cwd: Option
                           timeout=timeout, env=dlbench_env(plugins, **extra), cwd=cwd)
 
 
+def kit_suite(class_name: str, framework: str, plugin_module: str, models: list[str]) -> str:
+    """A test module running the conformance kit on one framework of a plugin loaded by module name."""
+    return (f"from dlbench.testing import FrameworkConformance\n\n\nclass {class_name}(FrameworkConformance):\n"
+            f"    framework = {framework!r}\n    plugin_module = {plugin_module!r}\n    models = {models!r}\n")
+
+
 def read_records(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
 

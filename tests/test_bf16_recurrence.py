@@ -25,7 +25,7 @@ def test_torch_amp_bf16_runs_the_lstm_in_bfloat16() -> None:
     from dlbench.data import load_task
     from dlbench.zoo import get_model
     from dlbench_pytorch.framework import TorchFramework
-    from dlbench_pytorch.models import LastHidden
+    from dlbench_pytorch.modules import LastHidden
 
     data = load_task("synthetic_text")
     try:

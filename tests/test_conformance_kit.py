@@ -18,6 +18,7 @@ import pytest
 
 from dlbench.testing.conformance import _gpu_present
 
+from conftest import kit_suite
 from test_third_party_plugin import guide_files
 
 BROKEN = '''
@@ -59,15 +60,7 @@ def dlbench_register_frameworks(register):
     register(Framework())
 '''
 
-SUITE = '''
-from dlbench.testing import FrameworkConformance
-
-
-class TestBroken(FrameworkConformance):
-    framework = "brokenfw"
-    plugin_module = "broken_numpyfw"
-    models = ["softmax"]
-'''
+SUITE = kit_suite("TestBroken", "brokenfw", "broken_numpyfw", ["softmax"])
 
 
 def _kit_on(tmp_path, plugin: str, plugin_source: str, suite_source: str, *args: str, timeout: float = 600):

@@ -222,3 +222,27 @@ def test_aclimdb_incomplete_folder_is_not_found(tmp_path):
     (folder / "test" / "neg").rmdir()
     with pytest.raises(DataError, match="no data for task 'imdb'.*dlbench data fetch imdb"):
         load_task("imdb", str(tmp_path))
+
+
+# --- CIFAR-10 -------------------------------------------------------------------------------------------
+
+
+def test_cifar_pickle_gadget_is_refused(tmp_path):
+    x, y = testing.rgb_images(4, 0)
+    evil = testing.cifar_batch(x, y, "evil", labels=_Evil())
+    testing.write_cifar10(tmp_path / "cifar-10-python.tar.gz", per_batch=4, batches={"data_batch_3": evil})
+    message = _load_error("cifar10", tmp_path)
+    assert "batch data_batch_3: refusing to unpickle posix.getpid" in message and "tampered" in message
+
+
+def test_cifar_folder_with_a_wrong_batch_and_a_truncated_archive(tmp_path):
+    x, y = testing.rgb_images(4, 0)
+    flat = testing.cifar_batch(x[:, :1000], y, "short rows")
+    testing.write_cifar10(tmp_path / "d" / "cifar-10-batches-py", per_batch=4, folder=True,
+                          batches={"test_batch": flat})
+    message = _load_error("cifar10", tmp_path / "d")
+    assert "batch test_batch: b'data' is uint8 (4, 1000), expected uint8 (N, 3072)" in message
+    archive = testing.write_cifar10(tmp_path / "t" / "cifar-10-python.tar.gz", per_batch=4)
+    archive.write_bytes(archive.read_bytes()[:-300])
+    message = _load_error("cifar10", tmp_path / "t")
+    assert "cifar-10-python.tar.gz: not a readable tar.gz" in message and "dlbench data fetch cifar10" in message

@@ -227,7 +227,7 @@ def test_cli_fetch_failure_exits_1_with_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, why", [
-    (["data", "fetch", "cifar"], "unknown data set 'cifar'; fetchable: mnist, imdb, fashion_mnist"),
+    (["data", "fetch", "cifar"], "unknown data set 'cifar'; fetchable: mnist, imdb, fashion_mnist, cifar10"),
     (["data", "fetch", "digits"], "digits needs no download"),
     (["data", "fetch", "mnist", "--sha256", "123"], "expected 64 hex digits"),
     (["data", "fetch", "mnist", "--mirror", "ftp://x"], "expected an http"),
@@ -261,3 +261,21 @@ def test_real_command_fetches_through_the_main_cli(tmp_path):
     status = subprocess.run([sys.executable, "-m", "dlbench.cli", "data", "status"], capture_output=True, text=True,
                             timeout=60, env=env)
     assert status.returncode == 0 and str(tmp_path / "cache" / "mnist.npz") in status.stdout
+
+
+def test_fetch_cifar10_from_mirror_then_load_from_the_archive(tmp_path):
+    assert remote.REMOTES["cifar10"].base + remote.REMOTES["cifar10"].files[0].name == \
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+    data = testing.write_cifar10(tmp_path / "src" / "cifar-10-python.tar.gz", per_batch=20).read_bytes()
+    with testing.serve({"cifar-10-python.tar.gz": data}) as server:
+        server.cut["cifar-10-python.tar.gz"] = 1  # resumed with a Range request
+        with pytest.raises(DataError, match="expected 6d958be0"):  # Keras' pin of the real archive is shipped
+            remote.fetch("cifar10", mirror=server.url, backoff=0, log=str)
+        remote.fetch("cifar10", mirror=server.url, sha256={"cifar-10-python.tar.gz": sha(data)}, backoff=0, log=str)
+    assert task_status("cifar10").where == str(tmp_path / "cache" / "cifar-10-python.tar.gz")
+    task = load_task("cifar10")
+    assert task.input_shape == (32, 32, 3) and task.x_train.shape == (90, 32, 32, 3) and len(task.x_val) == 10
+    assert task.x_test.shape == (20, 32, 32, 3) and task.x_test.dtype == np.float32 and task.x_test.max() <= 1.0
+    x, y = testing.rgb_images(20, 5)  # the test batch, written with seed 0 + 5: HWC from the CHW bytes
+    np.testing.assert_array_equal(task.y_test, y)
+    np.testing.assert_allclose(task.x_test[3, 10, 4], x[3].reshape(3, 32, 32)[:, 10, 4] / 255.0, rtol=1e-6)

@@ -209,6 +209,11 @@ def test_synthetic_and_digits_unchanged():
     assert txt.synthetic and txt.x_train.shape == (4500, MAXLEN) and txt.x_test.shape == (1000, MAXLEN)
     digits = load_task("digits")
     assert not digits.synthetic and len(digits.x_train) + len(digits.x_val) + len(digits.x_test) == 1797
+    rgb = load_task("synthetic_rgb")
+    assert rgb.synthetic and rgb.input_shape == (32, 32, 3) and rgb.x_train.shape == (3150, 32, 32, 3)
+    # classes c and c + 5 share the square's place: only its colour (red or green) tells them apart
+    place = rgb.x_train[(rgb.y_train == 0)][:, 4:12, 2:10].mean(axis=(0, 1, 2))
+    assert place[0] > place[1] + 0.4 and len(rgb.x_test) == 500
     assert "upscaled" in digits.pipeline
 
 

@@ -246,7 +246,7 @@ from dlbench.contract import Setup
 from dlbench.data import load_task
 from dlbench.zoo import get_model
 from dlbench_jax import JaxFramework
-from dlbench_jax.session import LSTM
+from dlbench_jax.modules import LSTM
 data = load_task("digits")
 out = {}
 for variant in ("jit", "bf16"):

@@ -61,3 +61,24 @@ def test_hooks_and_results_pass_through_unchanged():
     assert hook.calls == 3
     assert guarded.describe() == {"threads": "1"}
     assert guarded.optional("peak_device_memory_mb") is None
+
+
+def test_a_build_error_naming_a_layer_kind_the_plugin_lacks_is_told_from_a_real_one():
+    from dlbench.plugins.guarded import unknown_layer_kind
+    from dlbench.zoo import get_model
+
+    resnet, transformer = get_model("resnet20"), get_model("transformer")
+    block = resnet.layers[3]  # a Residual: its repr quotes its body's kinds too
+    lacking = {  # what the plugins written for the first zoo raise, and a plain dispatch miss
+        "residual": ValueError(f"resnet20: layer {block!r} is not supported by the pytorch plugin"),
+        "position_embedding": NotImplementedError("keras plugin: no builder for layer kind 'position_embedding'"),
+        "attention": KeyError("attention"),
+    }
+    for kind, error in lacking.items():
+        assert unknown_layer_kind(transformer if kind != "residual" else resnet, error) == kind
+    real = [RuntimeError("CUDA out of memory while building 'conv2d'"),  # names a kind but lacks nothing
+            ValueError("Dense on an image tensor needs a Flatten first"), KeyError("weights"),
+            ValueError("layer 'lstm' is not supported"),  # a kind this model does not have
+            None]
+    for error in real:
+        assert unknown_layer_kind(resnet, error) is None, error

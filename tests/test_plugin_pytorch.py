@@ -15,7 +15,7 @@ from dlbench.contract import FrameworkUnavailable, Session, Setup  # noqa: E402
 from dlbench.data import DataError, load_task  # noqa: E402
 from dlbench.plugins.registry import load_registry  # noqa: E402
 from dlbench.testing.conformance import DEFAULT_MODELS  # noqa: E402
-from dlbench.zoo import MODELS  # noqa: E402
+from dlbench.zoo import FIRST_KINDS, MODELS  # noqa: E402
 
 from dlbench_pytorch import framework as framework_module  # noqa: E402
 from dlbench_pytorch.framework import TorchFramework  # noqa: E402
@@ -97,7 +97,15 @@ def test_unknown_variant_is_refused(text):
 
 # --- every zoo model: parity and learning ----------------------------------------------------------------
 
-@pytest.mark.parametrize("name", [m for m in MODELS if m not in DEFAULT_MODELS])  # the kit trains the others
+# The first zoo's models that the conformance kit (test_conformance_builtin.py) does not train: it trains its
+# DEFAULT_MODELS, gives resnet20 and transformer (a second a step here) their parameter count, first loss and a short
+# training; benchmarks/zoo_same_function.py checks their function. (A batch-norm ResNet's eval loss rises for its
+# first tens of steps anyway.)
+UNTRAINED_BY_THE_KIT = [name for name, spec in MODELS.items()
+                        if spec.layer_kinds() <= FIRST_KINDS and name not in DEFAULT_MODELS]
+
+
+@pytest.mark.parametrize("name", UNTRAINED_BY_THE_KIT)
 def test_zoo_model_matches_spec_and_learns(name, fashion_small, text):
     spec, data = MODELS[name], data_for(name, fashion_small, text)
     session = prepare(name, data)
@@ -158,7 +166,7 @@ def test_batch_norm_and_conv_bias_follow_keras(fashion_small):
 
 
 def test_spatial_dropout_drops_whole_channels():
-    from dlbench_pytorch.models import SpatialDropout1d
+    from dlbench_pytorch.modules import SpatialDropout1d
 
     layer = SpatialDropout1d(0.5).train()
     out = layer(torch.ones(8, 100, 16))

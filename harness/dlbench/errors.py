@@ -51,6 +51,11 @@ class CaseSkipped(CaseFailed):
     hardware has no kernel for): the record is 'skipped' with the plugin's reason, not 'failed'."""
 
 
+class CaseUnsupported(CaseSkipped):
+    """The plugin cannot build the case's model (its builder names a layer kind it does not know): the case is
+    recorded as skipped with that reason, never as a failure, and the run goes on."""
+
+
 class PluginFailed(CaseFailed):
     """A call into a plugin raised: the case fails naming the plugin and the call, never the harness."""
 

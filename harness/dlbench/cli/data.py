@@ -19,7 +19,7 @@ def add_commands(subparsers) -> None:
         "fetch", help="download a data set into the dlbench cache, verified",
         description="Download a data set from its public location (or a mirror), verify its checksum and put "
                     "it in the dlbench cache ($DLBENCH_CACHE, default ~/.cache/dlbench) or --data-dir.")
-    fetch.add_argument("name", metavar="NAME", help="mnist, imdb or fashion_mnist")
+    fetch.add_argument("name", metavar="NAME", help="mnist, imdb, fashion_mnist or cifar10")
     fetch.add_argument("--mirror", metavar="URL",
                        help="base URL that replaces the canonical one (default: $DLBENCH_MIRROR)")
     fetch.add_argument("--data-dir", metavar="DIR", help="put the files here instead of the cache")

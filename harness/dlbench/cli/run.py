@@ -114,7 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dlbench.measure.profiles import get_profile
 
     selection = Selection(args.framework, args.model, args.task, args.variant, args.device,
-                          args.batch_size or [get_profile(args.profile).batch_size], args.data_dir)
+                          args.batch_size or [get_profile(args.profile).batch_size], args.data_dir,
+                          profile=args.profile)
     registry = load_registry()
     plan = make_plan(registry, selection)
     options = runner.RunOptions(profile=args.profile, threads=args.threads, environment=args.environment,

@@ -35,6 +35,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
 
 
+def restricted_unpickle(buffer: io.BytesIO, encoding: str = "latin1") -> object:
+    """``pickle.load`` that rebuilds numpy arrays and plain containers and refuses every other global."""
+    return _RestrictedUnpickler(buffer, encoding=encoding).load()
+
+
 def _read_npy(buffer: io.BytesIO) -> np.ndarray:
     fmt = np.lib.format
     version = fmt.read_magic(buffer)
@@ -45,7 +50,7 @@ def _read_npy(buffer: io.BytesIO) -> np.ndarray:
     if not dtype.hasobject:
         buffer.seek(0)
         return fmt.read_array(buffer, allow_pickle=False)
-    array = _RestrictedUnpickler(buffer, encoding="latin1").load()
+    array = restricted_unpickle(buffer)
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         raise ValueError(f"pickled object is not the declared array of shape {tuple(shape)}")
     return array

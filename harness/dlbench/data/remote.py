@@ -1,8 +1,9 @@
 """Where each downloadable data set lives, the checksums dlbench ships for it, and ``fetch``.
 
 Checksum provenance (never guessed):
-- mnist.npz, imdb.npz: the SHA-256 Keras itself pins in keras/src/datasets/{mnist,imdb}.py
-  (``get_file(..., file_hash=...)``) for these exact URLs.
+- mnist.npz, imdb.npz, cifar-10-python.tar.gz: the SHA-256 Keras itself pins in
+  keras/src/datasets/{mnist,imdb,cifar10}.py (``get_file(..., file_hash=...)``) for these exact URLs
+  (CIFAR-10's publisher gives an MD5 only, c58f30108f718f92721af3b95e74349a, on its page).
 - Fashion-MNIST's four .gz files: dlbench knows no SHA-256 for sure, so none is shipped (None). Zalando
   publishes an MD5 for each file in the project's README (also in Debian's
   /usr/share/doc/dataset-fashion-mnist/README.md.gz); a download is checked against it and its SHA-256
@@ -21,6 +22,7 @@ from dlbench.data.cache import cache_dir
 from dlbench.errors import DataError
 
 KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+TORONTO_BASE = "https://www.cs.toronto.edu/~kriz/"
 ZALANDO_BASE = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
 
 
@@ -55,6 +57,10 @@ REMOTES: dict[str, Remote] = {
             RemoteFile("t10k-images-idx3-ubyte.gz", None, "bef4ecab320f06d8554ea6380940ec79"),
             RemoteFile("t10k-labels-idx1-ubyte.gz", None, "bb300cfdad3c16e7a12a480ee83cd310")),
             "no SHA-256 shipped; checked against Zalando's published MD5"),
+        Remote("cifar10", TORONTO_BASE, "", (
+            RemoteFile("cifar-10-python.tar.gz", "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+                       "c58f30108f718f92721af3b95e74349a"),),
+            "SHA-256 as pinned by Keras"),
     )
 }
 

@@ -17,6 +17,23 @@ def synthetic_images(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, 
     return np.clip(x, 0.0, 1.0), y
 
 
+def synthetic_rgb(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """32x32x3 images, CIFAR-10's shape: a square whose place and colour both depend on the class, on RGB noise.
+
+    Classes c and c + 5 share a place and differ in colour only, so a model must use the channels.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n).astype(np.int64)
+    x = rng.uniform(0.0, 0.35, (n, 32, 32, 3)).astype(np.float32)
+    colours = np.array([(0.6, 0.1, 0.1), (0.1, 0.6, 0.1)], dtype=np.float32)
+    for label in range(classes):
+        place, colour = label % 5, label // 5 % 2
+        row, col = divmod(place, 3)
+        idx = y == label
+        x[idx, 4 + 12 * row: 12 + 12 * row, 2 + 10 * col: 10 + 10 * col, :] += colours[colour]
+    return np.clip(x, 0.0, 1.0), y
+
+
 def synthetic_text(n: int, seed: int, vocab: int, maxlen: int) -> tuple[np.ndarray, np.ndarray]:
     """Token sequences whose label says whether 'positive' tokens outnumber 'negative' ones."""
     rng = np.random.default_rng(seed)

@@ -23,7 +23,7 @@ from dlbench.errors import DataError
 from dlbench.data.idx import read_idx
 from dlbench.data.npzfile import read_npz, require_keys
 from dlbench.data.split import split_validation
-from dlbench.data.synthetic import synthetic_images, synthetic_text
+from dlbench.data.synthetic import synthetic_images, synthetic_rgb, synthetic_text
 from dlbench.zoo import MAXLEN, VOCAB
 
 __all__ = ["TASKS", "Task", "Raw", "cache_dir", "search_dirs"]
@@ -72,7 +72,7 @@ class Task:
         x_test = np.array(raw.x_test)  # a private, writable copy: raw arrays may be shared (cache memo)
         augment_s = 0.0
         if self.modality == "image":
-            x_train, x_val, x_test = (_to_unit_float(x) for x in (x_train, x_val, x_test))
+            x_train, x_val, x_test = (_to_unit_float(x, self.input_shape) for x in (x_train, x_val, x_test))
             steps.append("float32 in [0, 1], NHWC")
             if augment:
                 from dlbench.data.augment import DESCRIPTION, augment_images
@@ -87,12 +87,12 @@ class Task:
                         vocab_size=VOCAB if self.modality == "text" else 0, augment_s=augment_s)
 
 
-def _to_unit_float(x: np.ndarray) -> np.ndarray:
+def _to_unit_float(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if x.dtype == np.uint8:
         x = np.divide(x, np.float32(255.0), dtype=np.float32)
     else:
         x = np.asarray(x, dtype=np.float32)
-    return x.reshape(len(x), 28, 28, 1)
+    return x.reshape(len(x), *shape)
 
 
 def _identity(digests: dict[str, str]) -> str:
@@ -272,6 +272,27 @@ def _read_imdb(where: str) -> Raw:
     return _read_aclimdb(path, "replace the aclImdb folder with a fresh copy, or run: dlbench data fetch imdb")
 
 
+def _read_cifar10(where: str) -> Raw:
+    from dlbench.data.cifar import batch_files, read_cifar10
+
+    path, fix = Path(where), _fix("cifar10")
+
+    def parse():
+        arrays, digests = read_cifar10(path, fix)
+        return arrays, {"sha256": digests}
+
+    arrays, meta = cached("cifar10", batch_files(path), {}, parse)
+    pipeline = (f"CIFAR-10 python batches (restricted unpickler), uint8 RGB, CHW bytes -> HWC; "
+                f"{len(arrays['x_train'])}/{len(arrays['x_test'])} train/test")
+    return _raw_images(arrays, meta, pipeline, path)
+
+
+def _find_cifar10(dirs: Sequence[Path]) -> Optional[str]:
+    from dlbench.data.cifar import find_cifar10
+
+    return find_cifar10(dirs)
+
+
 # --- built-in tasks -------------------------------------------------------------------------------------
 
 
@@ -317,6 +338,12 @@ def _read_synthetic_images(_: str) -> Raw:
                "generated")
 
 
+def _read_synthetic_rgb(_: str) -> Raw:
+    x, y = synthetic_rgb(4000, seed=7)
+    return Raw(x[:3500], y[:3500], x[3500:], y[3500:],
+               "generated: class-coloured square at a class position on RGB noise, float32", "generated")
+
+
 def _read_synthetic_text(_: str) -> Raw:
     x, y = synthetic_text(6000, seed=7, vocab=VOCAB, maxlen=MAXLEN)
     return Raw(x[:5000], y[:5000], x[5000:], y[5000:],
@@ -343,5 +370,9 @@ TASKS: dict[str, Task] = {
         Task("synthetic_images", "image", 10, (28, 28, 1), True, "always present", _generated,
              _read_synthetic_images),
         Task("synthetic_text", "text", 2, (MAXLEN,), True, "always present", _generated, _read_synthetic_text),
+        Task("cifar10", "image", 10, (32, 32, 3), False,
+             "dlbench data fetch cifar10 (or put cifar-10-python.tar.gz, or its cifar-10-batches-py folder, in "
+             "--data-dir)", _find_cifar10, _read_cifar10),
+        Task("synthetic_rgb", "image", 10, (32, 32, 3), True, "always present", _generated, _read_synthetic_rgb),
     )
 }

@@ -21,6 +21,9 @@ class Profile:
     purpose: str
     train_steps: Mapping[str, int] = field(default_factory=dict)  # modality -> steps (None: use epochs)
     task_steps: Mapping[str, int] = field(default_factory=dict)  # task -> steps, overriding its modality's
+    model_steps: Mapping[str, int] = field(default_factory=dict)  # model -> steps, overriding the two above
+    infer_batch: Mapping[str, int] = field(default_factory=dict)  # model -> Offline batch (default: the worker's)
+    matrix: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model -> its tasks when none are named
     epochs: Mapping[str, int] = field(default_factory=dict)  # model -> epochs, for the full profile
     default_epochs: int = 0
     min_block_s: float = 0.25  # a timed block lasts at least this long (timer overhead << 1%)
@@ -48,6 +51,8 @@ class Profile:
 
     def steps_for(self, spec: ModelSpec, task: str, train_samples: int, batch_size: int) -> int:
         """The training budget in optimiser steps for one case: the same for every framework."""
+        if spec.name in self.model_steps:
+            return self.model_steps[spec.name]
         if task in self.task_steps:
             return self.task_steps[task]
         if self.train_steps:
@@ -60,13 +65,18 @@ PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
         Profile("smoke", "seconds per case, for tests: numbers mean little",
-                train_steps={"image": 24, "text": 12}, min_block_s=0.01, min_blocks=3, min_timed_s=0.0, tta_evaluations=1,
+                train_steps={"image": 24, "text": 12}, model_steps={"resnet20": 8, "transformer": 8},
+                infer_batch={"resnet20": 128, "transformer": 128}, min_block_s=0.01, min_blocks=3, min_timed_s=0.0,
+                tta_evaluations=1,
                 infer_blocks=3, infer_min_block_s=0.01, latency_min_count=10, latency_min_s=0.02,
                 latency_max_s=0.5, case_timeout_s=180, max_timed_s=0.0, infer_max_timed_s=0.0, sweep_block_s=0.02),
         Profile("quick", "the whole --all matrix in under 10 minutes on 2 cores: a third of an epoch of "
                 "Fashion-MNIST (so accuracy means something), 6 epochs of digits, 64 steps of synthetic images "
-                "(there for throughput), 1.4 epochs of synthetic text",
+                "(there for throughput), 1.4 epochs of synthetic text; resnet20 and transformer (a second a step on "
+                "one core) train 12 steps, time Offline at batch 256 and run on their synthetic task only",
                 train_steps={"image": 160, "text": 48}, task_steps={"digits": 64, "synthetic_images": 64},
+                model_steps={"resnet20": 12, "transformer": 12}, infer_batch={"resnet20": 256, "transformer": 256},
+                matrix={"resnet20": ("synthetic_rgb",), "transformer": ("synthetic_text",)},
                 min_block_s=0.15, min_blocks=6, min_timed_s=1.0, tta_evaluations=3,
                 infer_blocks=5, infer_min_block_s=0.1, latency_min_count=100, latency_min_s=0.3,
                 latency_max_s=1.5, case_timeout_s=600, max_timed_s=1.5, infer_max_timed_s=0.75),
@@ -79,7 +89,7 @@ PROFILES: dict[str, Profile] = {
                 batch_size="auto", sweep_block_s=0.1),
         Profile("full", "the tutorials' epochs; hours on a CPU",
                 epochs={"softmax": 5, "mlp": 10, "mlp64": 5, "cnn": 5, "cnn_dropout": 12, "cnn3": 5,
-                        "cnn_bn": 5, "lstm": 3, "cnn_lstm": 2}, default_epochs=5,
+                        "cnn_bn": 5, "lstm": 3, "cnn_lstm": 2, "resnet20": 5, "transformer": 3}, default_epochs=5,
                 min_block_s=1.0, min_blocks=10, min_timed_s=10.0, tta_evaluations=20, infer_blocks=15, infer_min_block_s=0.5,
                 latency_min_count=1024, latency_min_s=10.0, latency_max_s=60.0, case_timeout_s=4 * 3600,
                 ci_target=0.02, max_timed_s=60.0, infer_max_timed_s=20.0),
@@ -106,6 +116,11 @@ def with_overrides(profile: Profile, case: Mapping[str, Any]) -> Profile:
     if case.get("max_timing") is not None:
         changes["max_timed_s"] = changes["infer_max_timed_s"] = float(case["max_timing"])
     return replace(profile, **changes) if changes else profile
+
+
+def matrix_tasks(profile: Profile, spec: ModelSpec) -> tuple[str, ...]:
+    """The tasks a model runs on when the selection names none: the profile's choice, else those it has targets for."""
+    return tuple(profile.matrix.get(spec.name, spec.targets))
 
 
 def blocks_plan(steps: int, step_s: float, profile: Profile) -> tuple[int, int]:

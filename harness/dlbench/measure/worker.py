@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from dlbench.errors import CaseFailed, CaseSkipped, DataError, FrameworkUnavailable, PluginFailed, UnknownName
-from dlbench.plugins.guarded import GuardedSession, plugin_call
+from dlbench.errors import (CaseFailed, CaseSkipped, CaseUnsupported, DataError, FrameworkUnavailable, PluginFailed,
+                            UnknownName)
+from dlbench.plugins.guarded import GuardedSession, plugin_call, unknown_layer_kind
 
 DEFAULT_INFER_BATCH = 1024  # batch of the Offline scenario unless --infer-batch-size says otherwise
 
@@ -104,7 +105,7 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
     profile = with_overrides(profile, case)  # --estimator, --ci-target, --max-timing
     steps = case.get("steps") or profile.steps_for(spec, case["task"], len(data.x_train), bs)
     target = case.get("target") or target_for(spec, case["task"])
-    infer_bs = case.get("infer_batch_size") or DEFAULT_INFER_BATCH
+    infer_bs = case.get("infer_batch_size") or profile.infer_batch.get(spec.name) or DEFAULT_INFER_BATCH
     clock = [time.perf_counter()]
     phases_s: dict[str, float] = {}
     sampler = Sampler(case["threads"]).start()  # steal, the others' load, context switches (dlbench.machine.state)
@@ -170,13 +171,18 @@ def _batch_sweep(plugin: str, framework: Any, spec: Any, data: Any, case: dict[s
 
 
 def _prepare(plugin: str, framework: Any, setup: Any) -> Any:
-    """The plugin's session; its FrameworkUnavailable ("cannot run this case here: why") skips the case."""
+    """The plugin's session. Its FrameworkUnavailable ("cannot run this case here: why") skips the case, as does
+    a build error naming a layer kind of the model it lacks (CaseUnsupported: a plugin older than the zoo)."""
     try:
         return plugin_call(plugin, "prepare", framework.prepare, setup)
     except PluginFailed as exc:
         if isinstance(exc.__cause__, FrameworkUnavailable):
             raise CaseSkipped(f"plugin {plugin} cannot run this case here: {exc.__cause__}") from None
-        raise
+        kind = unknown_layer_kind(setup.spec, exc.__cause__)
+        if kind is None:
+            raise
+        raise CaseUnsupported(f"unsupported: plugin {plugin} cannot build {setup.spec.name}, layer kind {kind!r} "
+                              f"(its prepare said {str(exc).split(': ', 1)[-1]})") from None
 
 
 def _framework(registry: Any, name: str) -> Any:
@@ -236,7 +242,7 @@ def main(argv: Optional[list[str]] = None, started_at: float = STARTED_AT) -> in
     case = json.loads(case_path.read_text())
     try:
         result = run_case(case)
-    except CaseSkipped as exc:
+    except CaseSkipped as exc:  # cannot run here, or a model the plugin does not build (yet): a reason, not a failure
         result = {"status": "skipped", "error": str(exc)}
     except CaseFailed as exc:
         if exc.__cause__ is not None:

@@ -8,10 +8,16 @@ as a dlbench bug and never blamed on a plugin.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from dlbench.contract import BlockHook
 from dlbench.errors import PluginFailed
+
+if TYPE_CHECKING:
+    from dlbench.zoo import ModelSpec
+
+# Words with which builders say that they lack something (our three plugins, and the ones before the zoo grew).
+_LACKS = ("not supported", "unsupported", "unknown", "no builder", "not implemented")
 
 
 class _HarnessError(Exception):
@@ -82,3 +88,25 @@ class GuardedSession:
         if not callable(method):
             return None
         return lambda: plugin_call(self.plugin, name, method)
+
+
+def unknown_layer_kind(spec: "ModelSpec", error: Optional[BaseException]) -> Optional[str]:
+    """The layer kind of ``spec`` that ``error``, raised while building it, names as one the plugin cannot build.
+
+    A builder's dispatch miss (``KeyError('residual')``), or an error that quotes one of the model's kinds and
+    says it lacks it (``NotImplementedError``, or "not supported", "unknown", "no builder", ...). Anything else
+    is a real build error and stays one. Among several quoted kinds (a layer's repr quotes its nested ones),
+    a kind the first zoo did not have wins, then the last one named.
+    """
+    from dlbench.zoo import FIRST_KINDS
+
+    if error is None:
+        return None
+    kinds = spec.layer_kinds()
+    if isinstance(error, KeyError) and len(error.args) == 1 and error.args[0] in kinds:
+        return str(error.args[0])
+    text = str(error)
+    named = [kind for kind in kinds if f"'{kind}'" in text or f'"{kind}"' in text]
+    if not named or not (isinstance(error, NotImplementedError) or any(w in text.lower() for w in _LACKS)):
+        return None
+    return max(named, key=lambda kind: (kind not in FIRST_KINDS, text.rfind(kind)))

@@ -1,7 +1,9 @@
 """Expanding a selection into cases: framework x variant x model x task x device x batch size.
 
-Only compatible pairs are planned (an image model never meets a text task); cases whose data is
-missing are kept as 'skipped' with how to get the data; a selection that plans nothing says why.
+Only compatible pairs are planned (an image model never meets a text task) and, when no task is named,
+each model runs on its matrix tasks (the profile's choice, else the tasks it has an accuracy target for:
+softmax never meets CIFAR-10 unless asked to); cases whose data is missing are kept as 'skipped' with how
+to get the data; a selection that plans nothing says why.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from typing import Optional, Sequence, Union
 
 from dlbench.data import TASKS, task_status
 from dlbench.errors import UsageError
+from dlbench.measure.profiles import Profile, get_profile, matrix_tasks
 from dlbench.plugins.registry import Registry
-from dlbench.zoo import MODELS
+from dlbench.zoo import FIRST_ACTIVATIONS, FIRST_KINDS, MODELS, ModelSpec
 
 DEVICES = ("cpu", "gpu")
 
@@ -42,6 +45,7 @@ class Selection:
     device: str = "all"
     batch_sizes: Sequence[Union[int, str]] = (128,)
     data_dir: Optional[str] = None
+    profile: str = "quick"  # with no task named, each model runs on the profile's tasks for it (profiles.matrix_tasks)
 
 
 @dataclass
@@ -118,17 +122,18 @@ def make_plan(registry: Registry, selection: Selection) -> Plan:
     models = list(selection.models) or list(MODELS)
     tasks = list(selection.tasks) or list(TASKS)
     status = {task: task_status(task, selection.data_dir) for task in tasks}
+    pairs = _pairs(models, tasks, get_profile(selection.profile) if not selection.tasks else None)
     cases: list[Case] = []
     skipped: list[tuple[Case, str]] = []
     for task in tasks:
         for model in models:
-            if MODELS[model].modality != TASKS[task].modality:
+            if (model, task) not in pairs:
                 continue
             for batch_size in selection.batch_sizes:
                 for name in usable:
                     framework = registry.frameworks[name]
                     if not framework.supports(MODELS[model]):
-                        notes.append(f"{name} does not implement {model}")
+                        notes.append(not_implemented(name, MODELS[model]))
                         continue
                     for variant in _variants(states[name], selection.variants):
                         for device in _devices(states[name], selection.device):
@@ -140,6 +145,19 @@ def make_plan(registry: Registry, selection: Selection) -> Plan:
     if not cases and not skipped:
         raise UsageError(_why_empty(registry, selection, usable, states, models, tasks))
     return Plan(cases, skipped, sorted(set(notes), key=notes.index), {n: states[n] for n in chosen})
+
+
+def _pairs(models: list[str], tasks: list[str], profile: Optional[Profile]) -> set[tuple[str, str]]:
+    """(model, task) pairs of one modality; with no task named (``profile`` given), only each model's matrix tasks."""
+    return {(m, t) for m in models for t in tasks if MODELS[m].modality == TASKS[t].modality
+            and (profile is None or t in matrix_tasks(profile, MODELS[m]))}
+
+
+def not_implemented(framework: str, spec: ModelSpec) -> str:
+    """Why a framework's case is not planned: its supports() said no, and what the model has that is new."""
+    new = spec.missing(FIRST_KINDS, FIRST_ACTIVATIONS)
+    since = f"; {spec.name} needs {', '.join(new)}, new since the first zoo" if new else ""
+    return f"{framework} does not implement {spec.name} (its supports() is False{since})"
 
 
 def _variants(state: FrameworkState, asked: Sequence[str]) -> list[str]:
@@ -167,7 +185,7 @@ def _why_empty(registry: Registry, selection: Selection, usable: list[str], stat
     if selection.device != "all" and not any(selection.device in states[n].devices for n in usable):
         return f"no selected framework sees a {selection.device} here (devices: " + \
             ", ".join(f"{n}: {'/'.join(states[n].devices)}" for n in usable) + ")"
-    unsupported = [f"{n} does not implement {m}" for n in usable for m in models
+    unsupported = [not_implemented(n, MODELS[m]) for n in usable for m in models
                    if not registry.frameworks[n].supports(MODELS[m])]
     if unsupported:
         return "the selection plans no case: " + "; ".join(unsupported)

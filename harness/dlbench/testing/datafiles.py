@@ -7,7 +7,11 @@ loaders under test are the production ones.
 from __future__ import annotations
 
 import gzip
+import io
+import pickle
 import re
+import struct
+import tarfile
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -115,6 +119,66 @@ def write_aclimdb(root: Path, per_class: int = 20, seed: int = 0) -> Path:
                 text = f"{cue.capitalize()}! " + " ".join(words) + "<br /><br />The End."
                 (folder / split / label / f"{i}_{rng.integers(1, 11)}.txt").write_text(text, encoding="utf-8")
     return folder
+
+
+def rgb_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 CIFAR-layout rows (n, 3072): 1024 red, 1024 green, 1024 blue bytes; labels): the label's colour."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = rng.integers(0, 60, (n, 3, 32, 32)).astype(np.uint8)
+    for label in range(10):
+        x[y == label, label % 3, 8:24, 2 * label: 2 * label + 12] = 250
+    return x.reshape(n, 3072), y
+
+
+class _Python2Pickler(pickle._Pickler):  # type: ignore[name-defined]  # the pure-Python pickler, to override bytes
+    """Writes bytes as Python 2's ``str`` opcodes, as the CIFAR batches were written (protocol 2)."""
+
+    dispatch = dict(pickle._Pickler.dispatch)  # type: ignore[attr-defined]
+
+    def save_bytes(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes
+
+
+def cifar_batch(x: np.ndarray, y: np.ndarray, label: str, **override) -> bytes:
+    """One CIFAR python batch as Python 2 pickled it: a dict with bytes keys; ``override`` (``labels=...``)
+    replaces entries, None drops one."""
+    batch = {b"batch_label": label.encode(), b"labels": [int(v) for v in y], b"data": x,
+             b"filenames": [f"img_{i}.png".encode() for i in range(len(y))],
+             **{key.encode(): value for key, value in override.items()}}
+    buffer = io.BytesIO()
+    _Python2Pickler(buffer, protocol=2).dump({k: v for k, v in batch.items() if v is not None})
+    return buffer.getvalue()
+
+
+def write_cifar10(path: Path, per_batch: int = 40, seed: int = 0, folder: bool = False,
+                  batches: Optional[dict[str, bytes]] = None) -> Path:
+    """``cifar-10-python.tar.gz`` (or, with ``folder``, its extracted ``cifar-10-batches-py``) in the real layout:
+    five training batches and a test batch of ``per_batch`` images; ``batches`` replaces members by name."""
+    members = {}
+    for index, name in enumerate((*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")):
+        x, y = rgb_images(per_batch, seed + index)
+        members[name] = cifar_batch(x, y, name.replace("_", " "))
+    members["batches.meta"] = cifar_batch(np.zeros((0, 3072), np.uint8), np.zeros(0, int), "meta")
+    members.update(batches or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if folder:
+        path.mkdir(exist_ok=True)
+        for name, data in members.items():
+            (path / name).write_bytes(data)
+        return path
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
 
 
 class FileServer(ThreadingHTTPServer):

@@ -12,9 +12,7 @@ from typing import Any, Sequence
 
 from dlbench import DeviceCheck, FrameworkUnavailable, Setup, cpu_model, jax_gpu, jax_thread_budget
 from dlbench import hookimpl
-
-LAYERS = {"flatten", "dense", "dropout", "conv2d", "maxpool2d", "batchnorm", "activation", "embedding",
-          "spatial_dropout1d", "conv1d", "maxpool1d", "lstm"}
+from dlbench_jax.layers import ACTIVATIONS, BUILDERS
 
 
 def _installed(distribution: str) -> bool:
@@ -45,7 +43,8 @@ class JaxFramework:
         return [DeviceCheck("cpu", True, cpu_model()), jax_gpu()]
 
     def supports(self, spec: Any) -> bool:
-        return all(layer.kind in LAYERS for layer in spec.layers)
+        """Whether the dispatch tables of dlbench_jax.layers (jax not imported) cover every layer and activation."""
+        return not spec.missing(BUILDERS, ACTIVATIONS)
 
     def prepare(self, setup: Setup) -> Any:
         if setup.variant not in self.variants():

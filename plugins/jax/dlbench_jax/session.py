@@ -17,78 +17,20 @@ import numpy as np
 import optax
 
 from dlbench import BlockHook, DeviceOrder, Setup, check_batch_size, device_memory, fairness_profile
+from dlbench_jax.layers import Ctx, apply_layers
 
 jax.config.update("jax_default_matmul_precision", "highest")  # true float32 on GPUs too (no TF32)
-GLOROT = nn.initializers.xavier_uniform()
-ACTIVATIONS = {"linear": lambda x: x, "relu": nn.relu, "tanh": jnp.tanh, "sigmoid": nn.sigmoid}
-
-
-def embedding_init(key: Any, shape: tuple, dtype: Any = jnp.float32) -> Any:
-    return jax.random.uniform(key, shape, dtype, -0.05, 0.05)
-
-
-class LSTM(nn.Module):
-    """Keras' LSTM: one (input, 4u) kernel (glorot), one (u, 4u) recurrent kernel (orthogonal), ONE bias per
-    gate (forget gate 1), gates i, f, c, o; returns the last hidden state. Flax's LSTMCell has the same
-    count but initialises per-gate blocks, so glorot/orthogonal limits would differ from the zoo's."""
-
-    units: int
-    dtype: Any = jnp.float32  # computation dtype (bf16 variant); parameters stay float32
-
-    @nn.compact
-    def __call__(self, x: Any) -> Any:
-        u = self.units
-        kernel = self.param("kernel", GLOROT, (x.shape[-1], 4 * u)).astype(self.dtype)
-        recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 4 * u)).astype(self.dtype)
-        bias = self.param("bias", lambda key, shape: jnp.zeros(shape).at[u:2 * u].set(1.0), (4 * u,)).astype(self.dtype)
-        x = x.astype(self.dtype)
-
-        def step(carry: Any, z: Any) -> Any:
-            h, c = carry
-            i, f, g, o = jnp.split(z + h @ recurrent, 4, axis=-1)
-            c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
-            h = nn.sigmoid(o) * jnp.tanh(c)
-            return (h, c), None
-
-        zeros = jnp.zeros((x.shape[0], u), x.dtype)
-        (h, _), _ = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(x @ kernel + bias, 0, 1))
-        return h
 
 
 class Net(nn.Module):
-    layers: tuple  # the spec's layers, channels-last like the harness' arrays
+    """The spec's layers (channels-last, like the harness' arrays) applied by dlbench_jax.layers' dispatch."""
+
+    layers: tuple
     dtype: Any = jnp.float32  # computation dtype: bfloat16 in the bf16 variant (parameters stay float32)
 
     @nn.compact
     def __call__(self, x: Any, train: bool) -> Any:
-        for layer in self.layers:
-            kind, act = layer.kind, ACTIVATIONS[getattr(layer, "activation", "linear")]
-            if kind == "flatten":
-                x = x.reshape(x.shape[0], -1)
-            elif kind == "dense":
-                x = act(nn.Dense(layer.units, kernel_init=GLOROT, dtype=self.dtype)(x))
-            elif kind in ("conv2d", "conv1d"):
-                size = (layer.kernel,) * (2 if kind == "conv2d" else 1)
-                x = act(nn.Conv(layer.filters, size, padding="VALID", use_bias=getattr(layer, "use_bias", True),
-                                kernel_init=GLOROT, dtype=self.dtype)(x))
-            elif kind in ("maxpool2d", "maxpool1d"):
-                window = (layer.pool,) * (2 if kind == "maxpool2d" else 1)
-                x = nn.max_pool(x, window, strides=window)
-            elif kind == "dropout":
-                x = nn.Dropout(layer.rate, deterministic=not train)(x)
-            elif kind == "spatial_dropout1d":  # whole channels per sample: the mask broadcasts over time
-                x = nn.Dropout(layer.rate, broadcast_dims=(1,), deterministic=not train)(x)
-            elif kind == "batchnorm":  # flax: running = momentum * running + (1 - momentum) * batch, like Keras
-                x = nn.BatchNorm(use_running_average=not train, momentum=layer.momentum, epsilon=layer.epsilon,
-                                 dtype=self.dtype)(x)
-            elif kind == "activation":
-                x = act(x)
-            elif kind == "embedding":
-                x = nn.Embed(layer.vocab, layer.dim, embedding_init=embedding_init, dtype=self.dtype)(x)
-            elif kind == "lstm":
-                x = LSTM(layer.units, self.dtype)(x)
-            else:
-                raise ValueError(f"layer {kind!r} is not supported by dlbench-jax")
+        x = apply_layers(Ctx(nn, jnp, self.dtype, train), self.layers, x)
         return x.astype(jnp.float32)  # logits (and so the loss) in float32 whatever the compute dtype
 
 
@@ -211,8 +153,8 @@ class JaxSession:
         on_gpu = self.device.platform == "gpu"
         return fairness_profile(
             self.setup, threads=self.threads, compute_dtype="bfloat16" if self.bf16 else "float32",
-            precision=("flax dtype=bfloat16: Dense, Conv, Embed, BatchNorm and the LSTM, its state included; "
-                       "float32 parameters, logits, loss and optax Adam") if self.bf16
+            precision=("flax dtype=bfloat16: Dense, Conv, Embed, BatchNorm, LayerNorm, attention and the LSTM, its "
+                       "state included; float32 parameters, logits, loss and optax Adam") if self.bf16
             else "jax_default_matmul_precision=highest",
             tf32="off: jax_default_matmul_precision=highest" if on_gpu else "",
             compile="jax.jit of the whole train step (forward, loss, grad, Adam update), traced and compiled by XLA in "

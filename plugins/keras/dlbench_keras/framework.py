@@ -14,7 +14,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from dlbench import FrameworkUnavailable, Preload, Setup
-from dlbench_keras.models import SUPPORTED_KINDS
+from dlbench_keras.models import ACTIVATIONS, BUILDERS
 from dlbench_keras.variants import VARIANTS, get_variant
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ class KerasFramework:
         return [DeviceCheck("cpu", True, cpu_model())] + [_backend_gpu(backend) for backend in backends]
 
     def supports(self, spec: "ModelSpec") -> bool:
-        return all(layer.kind in SUPPORTED_KINDS for layer in spec.layers)
+        """Whether the builder's dispatch tables (dlbench_keras.models) cover every layer and activation."""
+        return not spec.missing(BUILDERS, ACTIVATIONS)
 
     def preload(self, variant: str, device: str) -> Optional[Preload]:
         """Keras on the variant's backend (one server per backend; per device on torch, whose device Keras

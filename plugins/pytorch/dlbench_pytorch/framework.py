@@ -6,6 +6,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Sequence
 
 from dlbench import FrameworkUnavailable, Preload, Setup
+from dlbench_pytorch.models import ACTIVATIONS, BUILDERS
 
 if TYPE_CHECKING:
     from dlbench import DeviceCheck, ModelSpec
@@ -13,12 +14,6 @@ if TYPE_CHECKING:
     from dlbench_pytorch.session import TorchSession
 
 INSTALL_HINT = "pip install 'dlbench[torch]'"
-
-# Layer kinds the model builder (dlbench_pytorch.models) knows; checked here without importing torch.
-SUPPORTED_LAYERS = frozenset({
-    "flatten", "dense", "dropout", "conv2d", "maxpool2d", "batchnorm", "activation", "embedding",
-    "spatial_dropout1d", "conv1d", "maxpool1d", "lstm",
-})
 
 
 class TorchFramework:
@@ -46,7 +41,8 @@ class TorchFramework:
         return [DeviceCheck("cpu", True, cpu_model()), torch_gpu()]
 
     def supports(self, spec: "ModelSpec") -> bool:
-        return all(layer.kind in SUPPORTED_LAYERS for layer in spec.layers)
+        """Whether the builder's dispatch tables (dlbench_pytorch.models, torch not imported) cover the spec."""
+        return not spec.missing(BUILDERS, ACTIVATIONS)
 
     def preload(self, variant: str, device: str) -> Preload:
         """torch, torch._dynamo and this plugin's session module, the same for every variant and device:
