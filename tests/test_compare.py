@@ -255,3 +255,24 @@ def test_a_table_over_two_thread_budgets_keeps_them_apart():
 
 def json_lines(path: str) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def _served(records, mode: str, qps: float):
+    """``records`` with a LoadGen Server result served ``mode`` at ``qps`` (one value per repeat, like the run's)."""
+    for record in records:
+        record["metrics"]["loadgen_server_qps"] = qps
+        record["metrics"]["loadgen"] = {"scenarios": {"server": {"serve": {"mode": mode}, "valid": True}}}
+    return records
+
+
+def test_a_change_of_serve_policy_is_said_and_its_server_metrics_are_not_compared():
+    metrics = ("train_samples_per_s", "loadgen_server_qps")
+    base, new = _served(run_set(1), "single", 1000.0), _served(run_set(2), "batched", 4000.0)
+    result = compare_records(base, new, metrics)
+    assert {c.metric for c in result.changes} == {"train_samples_per_s"}  # the rest of each case still compared
+    assert result.differences == ["LoadGen Server served single in BASE, batched in NEW (--serve)"]
+    assert len(result.incomparable) == 3 and all("LoadGen Server metrics" in line for line in result.incomparable)
+    across = compare_records(base, new, metrics, across_machines=True)
+    assert {c.metric for c in across.changes} == set(metrics)  # asked for: batching's gain is a verdict
+    same = compare_records(_served(run_set(1), "batched", 4000.0), new, metrics)
+    assert not same.differences and {c.metric for c in same.changes} == set(metrics)

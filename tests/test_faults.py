@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import dlbench_env, read_records, run_dlbench, sigint_default
+from conftest import dlbench_env, read_records, run_dlbench
 
 
 def test_every_fault_becomes_a_record_and_the_others_survive(fake_run, tmp_path, monkeypatch):
@@ -59,9 +59,12 @@ def test_sigint_stops_the_run_keeps_finished_records_and_resume_completes_it(tmp
     out = tmp_path / "out"
     command = [sys.executable, "-m", "dlbench.cli", "run", "-f", "fake", "--variant", "sleep", "-m", "softmax",
                "-m", "mlp", "-t", "synthetic_images", "--steps", "2500", "--profile", "smoke", "--out", str(out)]
-    with sigint_default():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job: inherited
+    try:  # dlbench run installs its own handler, so a SIGINT still stops it
         process = subprocess.Popen(command, env=dlbench_env("fake_plugins"), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     results = out / "results.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):

@@ -137,11 +137,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         manifest = {"argv": _saved_options(args), "out": str(run_dir), "status": "running",
                     "started": datetime.now().isoformat(timespec="seconds"), "dlbench": __version__}
         run_dir.write_manifest(manifest)
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # TERM, and INT even where the shell started us with it ignored (a background job): both interrupt
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt), signal.signal(signal.SIGINT, _raise_interrupt)
         try:
             state = runner.run_plan(plan, registry, options, run_dir, say, finished, run_id)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
         manifest.update(run_id=state.run_id, status="interrupted" if state.interrupted else "complete",
                         ended=datetime.now().isoformat(timespec="seconds"), cases_run=state.done,
                         time_s=state.time_s)

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from dlbench.machine.identity import key_of
 from dlbench.report import format as f
+from dlbench.report.scenarios import serve_mode
 from dlbench.report.summary import group_cases, metric_blocks, metric_value, record_ci
 from dlbench.stats.decide import Decision, decide, settle
 from dlbench.stats.estimators import median, median_ci
@@ -159,6 +160,9 @@ def _comparable(case: str, sides: dict[str, list[dict[str, Any]]], result: Compa
 def _compare_metric(case: str, metric: str, sides: dict[str, list[dict[str, Any]]], threshold: float, alpha: float,
                     result: Comparison) -> tuple[Optional[Change], Optional[Decision]]:
     b, n = evidence(sides["BASE"], metric), evidence(sides["NEW"], metric)
+    if b is not None and n is not None and metric.startswith("loadgen_server_") and not _same_serving(case, sides,
+                                                                                                      result):
+        return None, None
     if b is not None and n is None and metric.startswith("loadgen_"):  # LoadGen: VALID in BASE, not in NEW
         result.newly_broken.append(f"{case} ({metric}: no LoadGen run VALID in NEW)")
         return None, None
@@ -167,6 +171,22 @@ def _compare_metric(case: str, metric: str, sides: dict[str, list[dict[str, Any]
     decision = significance(b, n, threshold, METRICS[metric], alpha)
     return Change(case, metric, b.centre, n.centre, n.centre / b.centre - 1, decision.verdict, decision.test,
                   False), decision
+
+
+def _same_serving(case: str, sides: dict[str, list[dict[str, Any]]], result: Comparison) -> bool:
+    """Whether both sides served LoadGen's Server the same way (``--serve``): one query at a time against
+    batched is a change of method, not of code, so it is said, and compared only with ``across_machines``."""
+    modes = {name: sorted({serve_mode(r) for r in group if r["status"] == "ok"}) for name, group in sides.items()}
+    if modes["BASE"] == modes["NEW"]:
+        return True
+    what = f"LoadGen Server served {'/'.join(modes['BASE'])} in BASE, {'/'.join(modes['NEW'])} in NEW (--serve)"
+    if what not in result.differences:
+        result.differences.append(what)
+    if not result.across_machines:
+        entry = f"{case} (its LoadGen Server metrics): {what}"
+        if entry not in result.incomparable:
+            result.incomparable.append(entry)
+    return result.across_machines
 
 
 def _status(group: list[dict[str, Any]]) -> str:
@@ -244,6 +264,6 @@ def differences_line(result: Comparison) -> str:
     what = "; ".join(result.differences)
     if result.across_machines:
         return f"ACROSS MACHINES: {what}; verdicts include that difference (--across-machines)"
-    return (f"DIFFERENT MACHINES OR BUDGETS: {what}; no verdict across them "
+    return (f"DIFFERENT MACHINES, BUDGETS OR METHODS: {what}; no verdict across them "
             f"(run both on one machine with one budget, or add --across-machines)")
 

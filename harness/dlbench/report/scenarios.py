@@ -88,7 +88,8 @@ def _serving(results: Sequence[dict[str, Any]]) -> str:
     return "; ".join(labels)
 
 
-def _serve_mode(record: dict[str, Any]) -> str:
+def serve_mode(record: dict[str, Any]) -> str:
+    """How a record's LoadGen Server was served: ``single`` (also when it has no Server result) or ``batched``."""
     details = _loadgen(record) or {}
     return str(((details.get("scenarios") or {}).get("server") or {}).get("serve", {}).get("mode", "single"))
 
@@ -121,9 +122,9 @@ def scenario_table(records: Iterable[dict[str, Any]]) -> Optional[tuple[Table, l
         fw = str(group[0]["framework"])
         label = fw if len(variants[fw]) == 1 else f"{fw}/{group[0]['variant']}"
         for scenario in ORDER:
-            modes = sorted({_serve_mode(r) for r in group}, reverse=True) if scenario == "server" else [None]
+            modes = sorted({serve_mode(r) for r in group}, reverse=True) if scenario == "server" else [None]
             for mode in modes:  # single and batched Servers of one case are different systems: one row each
-                row = _row(label, [r for r in group if mode is None or _serve_mode(r) == mode], scenario, notes)
+                row = _row(label, [r for r in group if mode is None or serve_mode(r) == mode], scenario, notes)
                 if row is not None:
                     table.rows.append(row)
                     table.row_classes.append("" if row[RESULT] == "VALID" else "bad")
