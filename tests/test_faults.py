@@ -58,7 +58,7 @@ def _alive(pid: int) -> bool:
 def test_sigint_stops_the_run_keeps_finished_records_and_resume_completes_it(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "dlbench.cli", "run", "-f", "fake", "--variant", "sleep", "-m", "softmax",
-               "-m", "mlp", "-t", "synthetic_images", "--steps", "2500", "--profile", "smoke", "--out", str(out)]
+               "-m", "mlp", "-t", "synthetic_images", "--steps", "1200", "--profile", "smoke", "--out", str(out)]
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job: inherited
     try:  # dlbench run installs its own handler, so a SIGINT still stops it
         process = subprocess.Popen(command, env=dlbench_env("fake_plugins"), stdout=subprocess.PIPE,
@@ -69,7 +69,7 @@ def test_sigint_stops_the_run_keeps_finished_records_and_resume_completes_it(tmp
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
         time.sleep(0.1)
-    time.sleep(1.0)  # the second case is now running
+    time.sleep(1.0)  # the second case is now running (1,200 steps of 2 ms: 2.4 s at the least)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

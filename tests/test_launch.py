@@ -59,3 +59,14 @@ def test_a_server_whose_preload_starts_a_thread_refuses_and_its_cases_are_spawne
     assert launch["method"] == "spawn" and launch["asked"] == "fork"
     assert "started 1 thread(s)" in launch["why"] and "forkserver-probe_threaded.log" in launch["why"]
     assert record["harness_s"]["server"] == launch["server_start_s"] > 0  # the refused server's start is accounted
+
+
+def test_the_users_environment_spawns_unless_told_otherwise(monkeypatch):
+    """--environment user leaves glibc's malloc adaptive: a forked child would inherit its server's thresholds."""
+    from dlbench.running.launcher import LAUNCH_ENV, default_launch, fork_supported
+
+    monkeypatch.delenv(LAUNCH_ENV, raising=False)
+    assert default_launch("user") == "spawn"
+    assert default_launch("dlbench") == ("fork" if fork_supported() else "spawn")
+    monkeypatch.setenv(LAUNCH_ENV, "fork")
+    assert default_launch("user") == "fork"  # asked for

@@ -378,7 +378,7 @@ class FrameworkConformance:
     time_limit: ClassVar[float] = 420.0
     # A second suite of one plugin (another variant, another device) sets it: the tests whose outcome does not
     # depend on the variant or the device (PLUGIN_TESTS: discovery, the cheap questions, parameter counts of
-    # models it does not train, the real-worker runs and the thread budget) are skipped; the first suite
+    # models it does not train, which zoo models it builds, the real-worker runs and the thread budget) are skipped; the first suite
     # proves them. What the variant changes (precision, dtypes, training, sync, the profile) is still tested.
     session_tests_only: ClassVar[bool] = False
     time_limit_grace: ClassVar[Optional[float]] = None  # default max(30 s, a quarter of the limit)
@@ -774,7 +774,8 @@ class FrameworkConformance:
 PLUGIN_TESTS = frozenset({
     "test_found_through_the_entry_point", "test_listed_by_dlbench_list", "test_version_is_a_string",
     "test_variants_are_named", "test_devices_are_really_here", "test_cheap_questions_import_no_framework",
-    "test_supports_answers_for_every_zoo_model", "test_runs_in_the_real_worker", "test_thread_budget_is_kept"})
+    "test_supports_answers_for_every_zoo_model", "test_says_which_zoo_models_it_builds", "test_runs_in_the_real_worker",
+    "test_thread_budget_is_kept"})
 
 
 def _plugin_level(request: pytest.FixtureRequest) -> bool:
