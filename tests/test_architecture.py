@@ -1,7 +1,7 @@
 """The core's architecture, checked: no import cycles, lower packages never import higher ones, and the old
 module paths that plugins, guides and scripts used either still import or are listed here as moved.
 
-    python tests/test_architecture.py [CHECKOUT]   # the cycles and layer breaches of a checkout (default: this one)
+    python tests/test_architecture.py [CHECKOUT]   # the cycles, layer breaches and longest functions of a checkout
 
 Imports are read from the source (``ast``), inside functions too: a lazy import is still a dependency.
 ``from package import name`` counts as an import of ``package.name`` when that is a module.
@@ -180,6 +180,24 @@ def breaches(graph: dict[str, set[str]]) -> list[str]:
     return found
 
 
+MAX_FUNCTION_LINES = 60  # a function longer than this is split (issue 26): it no longer fits one reading
+
+
+def longest_functions(found: dict[str, Path], count: int = 6) -> list[tuple[int, str]]:
+    """The ``count`` longest functions (lines, ``module:function``), longest first."""
+    lengths = []
+    for name, path in found.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lengths.append((node.end_lineno - node.lineno + 1, f"{name}:{node.name}"))
+    return sorted(lengths, reverse=True)[:count]
+
+
+def test_no_function_is_longer_than_the_limit() -> None:
+    longest = longest_functions(modules(), count=1)[0]
+    assert longest[0] <= MAX_FUNCTION_LINES, f"{longest[1]} has {longest[0]} lines: split it"
+
+
 def test_no_import_cycles_in_the_core_or_the_builtin_plugins() -> None:
     found = cycles(import_graph(modules()))
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
@@ -248,6 +266,7 @@ def main(argv: list[str]) -> int:
         print(f"layers: not checked ({exc})")
     else:
         print(f"{len(layered)} layer breach(es)" + "".join(f"\n  {line}" for line in layered))
+    print("longest functions: " + ", ".join(f"{name} {lines}" for lines, name in longest_functions(modules(checkout))))
     return 1 if found else 0
 
 

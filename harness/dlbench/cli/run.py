@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from dlbench.cli import loadgen, sampling
 from dlbench.cli.args import EXIT_CASE_FAILED, EXIT_INTERRUPTED, float_in, int_in
@@ -15,6 +16,7 @@ from dlbench.errors import UsageError
 from dlbench.version import __version__
 
 if TYPE_CHECKING:
+    from dlbench.running.options import RunOptions
     from dlbench.running.rundir import RunDir
 
 
@@ -118,15 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           profile=args.profile)
     registry = load_registry()
     plan = make_plan(registry, selection)
-    options = runner.RunOptions(profile=args.profile, threads=args.threads, environment=args.environment,
-                                seed=args.seed,
-                                repeat=args.repeat, steps=args.steps, infer_batch_size=args.infer_batch_size,
-                                target=args.target, augment=args.augment, data_dir=args.data_dir,
-                                case_timeout=args.case_timeout, verbose=args.verbose,
-                                launch=getattr(args, "launch", None))
-    options.sampling = sampling.values(args)
-    _executor_options(args, options)
-    loadgen.apply(args, options)  # --inference loadgen: LoadGen's absence is one line, before any case
+    options = _run_options(args)
     say = runner.stream
     for note in plan.notes:
         say(f"note: {note}")
@@ -137,13 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         manifest = {"argv": _saved_options(args), "out": str(run_dir), "status": "running",
                     "started": datetime.now().isoformat(timespec="seconds"), "dlbench": __version__}
         run_dir.write_manifest(manifest)
-        # TERM, and INT even where the shell started us with it ignored (a background job): both interrupt
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt), signal.signal(signal.SIGINT, _raise_interrupt)
-        try:
+        with _interruptible():
             state = runner.run_plan(plan, registry, options, run_dir, say, finished, run_id)
-        finally:
-            signal.signal(signal.SIGTERM, previous[0])
-            signal.signal(signal.SIGINT, previous[1])
         manifest.update(run_id=state.run_id, status="interrupted" if state.interrupted else "complete",
                         ended=datetime.now().isoformat(timespec="seconds"), cases_run=state.done,
                         time_s=state.time_s)
@@ -162,6 +151,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = [r for r in records if r["run_id"] == state.run_id and r["status"] in ("failed", "crashed", "timeout")
               and not r.get("retried")]
     return EXIT_CASE_FAILED if failed else 0
+
+
+def _run_options(args: argparse.Namespace) -> "RunOptions":
+    from dlbench.running.options import RunOptions
+
+    options = RunOptions(profile=args.profile, threads=args.threads, environment=args.environment, seed=args.seed,
+                         repeat=args.repeat, steps=args.steps, infer_batch_size=args.infer_batch_size,
+                         target=args.target, augment=args.augment, data_dir=args.data_dir,
+                         case_timeout=args.case_timeout, verbose=args.verbose, launch=getattr(args, "launch", None))
+    options.sampling = sampling.values(args)
+    _executor_options(args, options)
+    loadgen.apply(args, options)  # --inference loadgen: LoadGen's absence is one line, before any case
+    return options
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM, and SIGINT even where the shell started us with it ignored (a background job), interrupt the run."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt), signal.signal(signal.SIGINT, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
 
 
 def batch_size_arg(text: str) -> Any:
