@@ -70,7 +70,8 @@ def marked_calls(call: Callable[[], Any], seconds: float, samples: int, every: i
 
 
 def loop_arguments(description: str, models: Iterable[str]) -> argparse.Namespace:
-    """The command line of a tutorial loop: MODEL --steps N --threads T --batch-size B --infer-seconds S."""
+    """The command line of a tutorial loop: MODEL --steps N --threads T --batch-size B --infer-seconds S
+    [--order shuffled|slices] [--evaluate-first]."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("model", choices=sorted(models))
     parser.add_argument("--steps", type=int, default=300, help="training steps")
@@ -80,4 +81,8 @@ def loop_arguments(description: str, models: Iterable[str]) -> argparse.Namespac
     parser.add_argument("--order", choices=["shuffled", "slices"], default="shuffled",
                         help="shuffled: a new order every epoch, as the tutorials train (default); slices: "
                              "consecutive slices, no shuffling (saves the batch gather: 8%% of a PyTorch mlp step)")
+    parser.add_argument("--evaluate-first", action="store_true",
+                        help="evaluate on the test set once before training, as a script does after its first "
+                             "epoch (with glibc's adaptive malloc that decides a PyTorch CNN's page faults a step; "
+                             "the fidelity protocol passes it in the user's environment, where dlbench does the same)")
     return parser.parse_args()

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fidelity_protocol import main
+from fidelity_protocol import main, tutorial_options
 
 HERE = Path(__file__).resolve().parent
 
@@ -27,7 +27,7 @@ CASES = {"cnn": ("fashion_mnist", 300), "mlp": ("fashion_mnist", 1000), "lstm": 
 def plain_command(args: argparse.Namespace, model: str, task: str, steps: int) -> list[str]:
     command = [sys.executable, str(HERE / f"{args.loop if args.loop == 'tutorial' else 'plain'}_keras.py"), model,
                "--steps", str(steps), "--threads", str(args.threads), "--batch-size", str(args.batch)]
-    return command + (["--order", args.order] if args.loop == "tutorial" else [])
+    return command + (tutorial_options(args) if args.loop == "tutorial" else [])
 
 
 if __name__ == "__main__":

@@ -71,6 +71,13 @@ class RunFailed(Exception):
     pass
 
 
+def tutorial_options(args: argparse.Namespace) -> list[str]:
+    """The tutorial loop's batch order, and in the user's environment one evaluation before training: dlbench's
+    worker evaluates once there too, so both sides train in the allocator state a script reaches after its
+    first epoch (docs/fidelity.md, section 4)."""
+    return ["--order", args.order] + (["--evaluate-first"] if args.environment == "user" else [])
+
+
 def measured(command: list[str], env: dict[str, str], threads: int,
              pin: Any = None) -> tuple[Any, list[str], float]:
     """Run ``command``; (the finished process, why the machine was not quiet meanwhile: dlbench's flags, and the

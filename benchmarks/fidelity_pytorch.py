@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fidelity_protocol import main
+from fidelity_protocol import main, tutorial_options
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,7 +28,7 @@ CASES = {"cnn": ("fashion_mnist", 400), "mlp": ("fashion_mnist", 3000), "lstm": 
 def plain_command(args: argparse.Namespace, model: str, task: str, steps: int) -> list[str]:
     common = ["--steps", str(steps), "--threads", str(args.threads), "--batch-size", str(args.batch)]
     if args.loop == "tutorial":
-        return [sys.executable, str(HERE / "tutorial_pytorch.py"), model, *common, "--order", args.order]
+        return [sys.executable, str(HERE / "tutorial_pytorch.py"), model, *common, *tutorial_options(args)]
     return [sys.executable, str(HERE / "plain_pytorch.py"), model, *common, "--infer-batch-size", str(args.batch),
             "--task", task, "--device", "cuda" if args.device == "gpu" else "cpu"]
 

@@ -84,6 +84,8 @@ def main() -> None:
     n = min(len(data.x_train), args.steps * bs) if args.steps < per_epoch else len(data.x_train)
     sizes = [min(bs, n - start) for start in range(0, n, bs)]
     callback = marking_callback(keras, sizes)
+    if args.evaluate_first:  # as after a first epoch's validation; the examples' model.evaluate, its default batch
+        model.evaluate(data.x_test, data.y_test, verbose=0)
     model.fit(data.x_train[:n], data.y_train[:n], batch_size=bs, epochs=math.ceil(args.steps / len(sizes)),
               shuffle=args.order == "shuffled", verbose=0, callbacks=[callback])
     batch = data.x_test[:bs]
@@ -93,7 +95,8 @@ def main() -> None:
     print(json.dumps({"model": args.model, "train_samples_per_s": marks.whole_rate(warmup),
                       "infer_samples_per_s": infer_marks.whole_rate(), "train_marks": marks,
                       "infer_marks": infer_marks, "steps": marks.steps, "warmup": warmup, "threads": args.threads,
-                      "batch_size": bs, "order": args.order, "keras": keras.__version__,
+                      "batch_size": bs, "order": args.order, "evaluated_first": args.evaluate_first,
+                      "keras": keras.__version__,
                       "tensorflow": tf.__version__}))
 
 

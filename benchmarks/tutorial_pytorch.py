@@ -5,7 +5,7 @@
 The second yardstick of benchmarks/fidelity_pytorch.py (``--loop tutorial``): the models as ``nn.Module``
 classes with torch's default initialisation, ``torch.set_num_threads``, Adam(lr=1e-3) with its defaults, and
 the loop of the "training a classifier" tutorial, epoch after epoch, the last short batch of an epoch
-included, no warm-up of its own. Batches: a shuffled order every epoch, as the tutorial's
+included, no warm-up of its own (``--evaluate-first``: the example's test loop once before training). Batches: a shuffled order every epoch, as the tutorial's
 ``DataLoader(shuffle=True)`` gives, drawn the way a loop over tensors in memory does (``torch.randperm``,
 then indexing); ``--order slices``: consecutive slices, unshuffled.
 Inference: ``model.eval()`` and ``model(batch)`` under ``torch.no_grad()`` on one batch of the test set.
@@ -94,6 +94,14 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_
     return marks
 
 
+def evaluate(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> None:
+    """The test loop of PyTorch's MNIST example (its test batch: 1,000), before training (``--evaluate-first``)."""
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            model(x[start:start + batch_size])
+
+
 def infer(model: nn.Module, batch: torch.Tensor, seconds: float) -> Marks:
     model.eval()
     with torch.no_grad():
@@ -116,13 +124,16 @@ def main() -> None:
         x, y = torch.from_numpy(data.x_train).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(data.y_train)
         x_test = torch.from_numpy(data.x_test).permute(0, 3, 1, 2).contiguous()
         model = ConvNet() if args.model == "cnn" else MLP()
+    if args.evaluate_first:
+        evaluate(model, x_test)
     marks = train(model, x, y, args.steps, args.batch_size, args.order == "shuffled")
     infer_marks = infer(model, x_test[:args.batch_size], args.infer_seconds)
     warmup = max(5, args.steps // 10)  # the rates leave out the first steps (allocation, primitive creation)
     print(json.dumps({"model": args.model, "train_samples_per_s": marks.whole_rate(warmup),
                       "infer_samples_per_s": infer_marks.whole_rate(), "train_marks": marks,
                       "infer_marks": infer_marks, "steps": args.steps, "warmup": warmup, "threads": args.threads,
-                      "batch_size": args.batch_size, "order": args.order, "torch": torch.__version__}))
+                      "batch_size": args.batch_size, "order": args.order, "evaluated_first": args.evaluate_first,
+                      "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

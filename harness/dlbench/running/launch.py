@@ -32,7 +32,7 @@ def case_spec(case: Case, options: RunOptions, log_path: Path, extra: Optional[d
     """The worker's case file: the case, how to measure it, where its extra logs go (``extra``: a Ray node's
     shipped data)."""
     return {**asdict(case), "profile": options.profile, "threads": options.threads, "seed": options.seed,
-            "steps": options.steps, "infer_batch_size": options.infer_batch_size, "target": options.target,
+            "environment": options.environment, "steps": options.steps, "infer_batch_size": options.infer_batch_size, "target": options.target,
             "augment": options.augment, "data_dir": options.data_dir, **options.sampling,
             "inference": options.inference, "scenarios": list(options.scenarios),
             "latency_bound_ms": options.latency_bound_ms, "serve": options.serve,
