@@ -82,7 +82,7 @@ def loop_arguments(description: str, models: Iterable[str]) -> argparse.Namespac
                         help="shuffled: a new order every epoch, as the tutorials train (default); slices: "
                              "consecutive slices, no shuffling (saves the batch gather: 8%% of a PyTorch mlp step)")
     parser.add_argument("--evaluate-first", action="store_true",
-                        help="evaluate on the test set once before training, as a script does after its first "
+                        help="evaluate the held-out 10%% once before training, as a script does after its first "
                              "epoch (with glibc's adaptive malloc that decides a PyTorch CNN's page faults a step; "
                              "the fidelity protocol passes it in the user's environment, where dlbench does the same)")
     return parser.parse_args()

@@ -84,8 +84,8 @@ def main() -> None:
     n = min(len(data.x_train), args.steps * bs) if args.steps < per_epoch else len(data.x_train)
     sizes = [min(bs, n - start) for start in range(0, n, bs)]
     callback = marking_callback(keras, sizes)
-    if args.evaluate_first:  # as after a first epoch's validation; the examples' model.evaluate, its default batch
-        model.evaluate(data.x_test, data.y_test, verbose=0)
+    if args.evaluate_first:  # as after a first epoch's validation (validation_split=0.1), at evaluate's default batch
+        model.evaluate(data.x_val, data.y_val, verbose=0)
     model.fit(data.x_train[:n], data.y_train[:n], batch_size=bs, epochs=math.ceil(args.steps / len(sizes)),
               shuffle=args.order == "shuffled", verbose=0, callbacks=[callback])
     batch = data.x_test[:bs]

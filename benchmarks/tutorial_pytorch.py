@@ -5,7 +5,8 @@
 The second yardstick of benchmarks/fidelity_pytorch.py (``--loop tutorial``): the models as ``nn.Module``
 classes with torch's default initialisation, ``torch.set_num_threads``, Adam(lr=1e-3) with its defaults, and
 the loop of the "training a classifier" tutorial, epoch after epoch, the last short batch of an epoch
-included, no warm-up of its own (``--evaluate-first``: the example's test loop once before training). Batches: a shuffled order every epoch, as the tutorial's
+included, no warm-up of its own (``--evaluate-first``: the example's test loop over the held-out 10%, once before
+training). Batches: a shuffled order every epoch, as the tutorial's
 ``DataLoader(shuffle=True)`` gives, drawn the way a loop over tensors in memory does (``torch.randperm``,
 then indexing); ``--order slices``: consecutive slices, unshuffled.
 Inference: ``model.eval()`` and ``model(batch)`` under ``torch.no_grad()`` on one batch of the test set.
@@ -95,7 +96,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> None:
-    """The test loop of PyTorch's MNIST example (its test batch: 1,000), before training (``--evaluate-first``)."""
+    """The test loop of PyTorch's MNIST example (its test batch: 1,000) over the held-out split, before training
+    (``--evaluate-first``: as after an epoch's validation)."""
     model.eval()
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
@@ -118,14 +120,15 @@ def main() -> None:
     data = load_task(TASKS[args.model])
     if args.model == "lstm":
         x, y = torch.from_numpy(data.x_train).long(), torch.from_numpy(data.y_train).float().unsqueeze(1)
-        x_test = torch.from_numpy(data.x_test).long()
+        x_test, x_val = torch.from_numpy(data.x_test).long(), torch.from_numpy(data.x_val).long()
         model: nn.Module = TextLSTM()
     else:  # the arrays are NHWC; torch wants NCHW
         x, y = torch.from_numpy(data.x_train).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(data.y_train)
         x_test = torch.from_numpy(data.x_test).permute(0, 3, 1, 2).contiguous()
+        x_val = torch.from_numpy(data.x_val).permute(0, 3, 1, 2).contiguous()
         model = ConvNet() if args.model == "cnn" else MLP()
     if args.evaluate_first:
-        evaluate(model, x_test)
+        evaluate(model, x_val)
     marks = train(model, x, y, args.steps, args.batch_size, args.order == "shuffled")
     infer_marks = infer(model, x_test[:args.batch_size], args.infer_seconds)
     warmup = max(5, args.steps // 10)  # the rates leave out the first steps (allocation, primitive creation)
