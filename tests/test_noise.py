@@ -267,3 +267,7 @@ def test_the_fidelity_protocol_cuts_dlbench_length_blocks_and_refuses_verdicts_i
     glibc = {**ours, "faults": 1837}  # glibc's defaults on both sides, its adaptive state not the same
     assert "allocator regimes differ" in compare_model("m", [glibc], [plain(9936, [])], False, 2)["verdict"]
     assert compare_model("m", [{**ours, "faults": 12692}], [plain(14821, [])], False, 2)["verdict"] == "pass"
+    drawn = compare_model("m", [{**ours, "faults": 15}, {**ours, "faults": 1952}], [plain(3, [])] * 2, False, 2)
+    assert drawn["verdict"] == "no verdict: runs differ run to run (dlbench faults/step 15-1,952)"  # per process
+    bimodal = compare_model("m", [ours, {**ours, "train": 8000.0}], [plain(3, [])] * 2, False, 2)
+    assert bimodal["verdict"] == "no verdict: runs differ run to run (dlbench train/s 8,000-12,800)"
