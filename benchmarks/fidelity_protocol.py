@@ -176,11 +176,16 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return a / b if a and b else None
 
 
+def faults_apart(low: float, high: float) -> bool:
+    """Two faults-per-step figures from different allocator states (HIGH_FAULTS, FAULTS_RATIO)."""
+    return high > HIGH_FAULTS and high > FAULTS_RATIO * max(low, 1.0)
+
+
 def spread(side: str, runs: list[dict[str, Any]]) -> Optional[str]:
     """Why one side's runs are not one measurement (their faults per step or rates too far apart), or None."""
     faults = [run["faults"] for run in runs if isinstance(run.get("faults"), (int, float))]
     rates = [run["train"] for run in runs if isinstance(run.get("train"), (int, float)) and run["train"] > 0]
-    if faults and max(faults) > HIGH_FAULTS and max(faults) > FAULTS_RATIO * max(min(faults), 1.0):
+    if faults and faults_apart(min(faults), max(faults)):
         return f"{side} faults/step {min(faults):,.0f}-{max(faults):,.0f}"
     if len(rates) > 1 and max(rates) > RUN_SPREAD * min(rates):
         return f"{side} train/s {min(rates):,.0f}-{max(rates):,.0f}"
@@ -205,7 +210,7 @@ def compare_model(model: str, dl_runs: list[dict], plain_raws: list[dict], judge
     unsettled = [why for side, runs in (("dlbench", dl_runs), ("plain", plain_runs)) if (why := spread(side, runs))]
     if unsettled:
         verdict = "no verdict: runs differ run to run (" + "; ".join(unsettled) + ")"
-    elif len(faults) == 2 and faults[1] > HIGH_FAULTS and faults[1] > FAULTS_RATIO * max(faults[0], 1.0):
+    elif len(faults) == 2 and faults_apart(*faults):
         verdict = (f"FAIL: allocator regimes differ (faults/step dlbench {ours['faults']:.0f}, plain "
                    f"{plain['faults']:.0f})")
     elif loaded:

@@ -100,8 +100,10 @@ def settle_allocator(session: GuardedSession, data: Any, case: dict[str, Any]) -
     With glibc's adaptive malloc thresholds a PyTorch CNN's training step costs what the process freed before
     it: 10,000 page faults a step in a process that never evaluated, ~100 after one evaluation at the eval batch
     (docs/fidelity.md, section 4), and dlbench's own validations would switch the regime in the middle of the
-    timed blocks. Evaluating first puts the whole case in the regime a user's script runs in from its second
-    epoch on, and is what the fidelity protocol's tutorial loops do in this environment too.
+    timed blocks. Evaluating first times the case in the state a user's script reaches after its first epoch's
+    evaluation, as the fidelity protocol's tutorial loops do in this environment. It does not make that state one
+    number: which regime a fresh process lands in is still drawn per process (0-3,300 faults a step after the same
+    evaluation), so read user-environment CNN figures over ``--repeat``.
     """
     if case.get("environment") != "user":
         return None
