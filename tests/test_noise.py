@@ -225,6 +225,7 @@ def test_dlbenchs_environment_and_the_users_are_recorded_and_never_pooled(fake_r
     assert state["allocator"] == {name: os.environ.get(name) for name in state["allocator"]}  # nothing added
     assert environment_of(user).startswith("user · ") and not environment_of(ours[0]).startswith("user")
     assert "settle" in user["metrics"]["phases_s"] and "settle" not in ours[0]["metrics"]["phases_s"]  # one evaluation
+    assert "user's environment" in user["fairness"]["threads"] and "dlbench's" in ours[0]["fairness"]["threads"]
     metrics = ours[0]["metrics"]  # the CPU clock of the blocks: a plugin that sleeps through its steps uses little
     assert metrics["train_cpu_share"] < 0.5 and metrics["train_cpu_samples_per_s"] > 2 * metrics["train_samples_per_s"]
     assert len(metrics["train_blocks_cpu_s"]) == len(metrics["train_blocks_raw"])

@@ -60,6 +60,10 @@ class Setup:
     # from (len(x_train), batch_size, seed) when not given, so a Setup made by hand has one too. A plugin
     # that ignores it still runs; its records then say batch_order "plugin" and tables flag them.
     stream: Any = None
+    # "dlbench" (default) or "user" (--environment user: what a user's own script gets). In the user's
+    # environment a plugin applies the budget only to the pools a tutorial script sizes itself (intra- and
+    # inter-op threads) and leaves the rest at the framework's defaults, as model.fit(x, y) does with tf.data's.
+    environment: str = "dlbench"
 
     def __post_init__(self) -> None:
         if self.stream is None:

@@ -101,7 +101,7 @@ class FakeSession:
             self.pending_s = 0.0
 
     def describe(self) -> Mapping[str, Any]:
-        return {"threads": "not applicable (no tensor library)", "precision": "none", "sync": "sleep of queued work",
+        return {"threads": f"not applicable (no tensor library; {self.setup.environment}'s environment)", "precision": "none", "sync": "sleep of queued work",
                 "pid": os.getpid(), "sync_calls": self.sync_calls}
 
 

@@ -20,8 +20,8 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 # name -> what it gives a worker beyond the thread budget (dlbench run --environment)
 ENVIRONMENTS = {
     "dlbench": "glibc malloc thresholds fixed at 1 GiB, pinned to the last cores, a core left to the harness",
-    "user": "glibc and the scheduler as shipped, unpinned, every core, training timed after one evaluation: "
-            "what a user's own script gets from its second epoch",
+    "user": "glibc and the scheduler as shipped, unpinned, every core, input pipelines' pools at the framework's "
+            "defaults, training timed after one evaluation: what a user's own script gets from its second epoch",
 }
 DEFAULT_ENVIRONMENT = "dlbench"
 

@@ -58,7 +58,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         case = {**case, "batch_size": sweep["knee"]}
         result.update(batch_size=sweep["knee"], batch_size_requested="auto")
     setup = Setup(spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
-                  threads=case["threads"], batch_size=case["batch_size"], options=case.get("options", {}))
+                  threads=case["threads"], batch_size=case["batch_size"], options=case.get("options", {}),
+                  environment=case.get("environment", "dlbench"))
     started = time.perf_counter()
     session = GuardedSession(_prepare(plugin, framework, setup), plugin)
     prepare_s = time.perf_counter() - started
@@ -183,7 +184,8 @@ def _batch_sweep(plugin: str, framework: Any, spec: Any, data: Any, case: dict[s
     def make_session(batch: int) -> GuardedSession:
         return GuardedSession(_prepare(plugin, framework, Setup(
             spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
-            threads=case["threads"], batch_size=batch, options=case.get("options", {}))), plugin)
+            threads=case["threads"], batch_size=batch, options=case.get("options", {}),
+            environment=case.get("environment", "dlbench"))), plugin)
 
     found = sweep(make_session, len(data.x_train), profile.auto_batch_start, profile.sweep_block_s)
     if found["knee"] is None:

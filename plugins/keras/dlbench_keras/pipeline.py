@@ -55,7 +55,18 @@ def data_options(tf: Any, threads: int) -> Any:
     return options
 
 
+def budget_for_data(threads: int, environment: str) -> int:
+    """tf.data's share of the budget: all of it in dlbench's environment; in a user's, 0 (tf.data's defaults, a
+    pool and an AUTOTUNE budget of every core), which is what ``model.fit(x, y)`` gets in a tutorial script that
+    sets TensorFlow's intra- and inter-op threads. On one thread of a 2-core VM that costs the Keras mlp ~9% more
+    CPU a sample and splits its runs between ~53k and ~72k samples/s, the tutorial loop's too (docs/fidelity.md)."""
+    return 0 if environment == "user" else threads
+
+
 def data_threads(threads: int) -> str:
-    """How ``data_options`` applied the budget, for ``describe()["threads"]``."""
+    """How ``data_options`` applied the budget (0: not at all), for ``describe()["threads"]``."""
+    if not threads:
+        return ("tf.data: its defaults (the user's environment): a private pool and AUTOTUNE's CPU budget of every "
+                "core, as model.fit(x, y) gets them")
     return (f"tf.data Options: threading.private_threadpool_size={threads}, threading.max_intra_op_parallelism=1, "
             f"autotune.cpu_budget={threads}")

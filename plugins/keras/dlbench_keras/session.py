@@ -36,7 +36,8 @@ class KerasSession:
                                                beta_2=recipe.beta_2, epsilon=recipe.epsilon)
         self.model.compile(optimizer=self.optimizer, loss=loss, metrics=[metric], jit_compile=self._jit())
         self.stream = setup.stream  # the harness's batch order; each train() call takes its steps' rows
-        self.arrays = pipeline.HostArrays(self.rt.tf, data.x_train, self._labels(data.y_train), setup.threads)
+        self.arrays = pipeline.HostArrays(self.rt.tf, data.x_train, self._labels(data.y_train),
+                                          pipeline.budget_for_data(setup.threads, setup.environment))
         if variant.loop == "custom":
             self._step = self._custom_step()
             self.optimizer.build(self.model.trainable_variables)
@@ -109,7 +110,8 @@ class KerasSession:
                            "callback between batches" if variant.loop == "fit" else
                            "custom: GradientTape train step in a tf.function, python loop"),
             threads="; ".join(dict.fromkeys([rt.threads, rt.interop_threads]  # every pool the backend starts
-                                            + ([pipeline.data_threads(setup.threads)] if rt.tf is not None else []))),
+                                            + ([pipeline.data_threads(self.arrays.threads)] if rt.tf is not None
+                                               else []))),
             interop_threads=rt.interop_threads,
             compute_dtype="bfloat16" if reduced else "float32",
             precision=(f"{variant.precision} dtype policy, bfloat16 compute in every layer, the LSTM included; "
