@@ -268,7 +268,18 @@ def test_the_fidelity_protocol_cuts_dlbench_length_blocks_and_refuses_verdicts_i
     glibc = {**ours, "faults": 1837}  # glibc's defaults on both sides, its adaptive state not the same
     assert "allocator regimes differ" in compare_model("m", [glibc], [plain(9936, [])], False, 2)["verdict"]
     assert compare_model("m", [{**ours, "faults": 12692}], [plain(14821, [])], False, 2)["verdict"] == "pass"
-    drawn = compare_model("m", [{**ours, "faults": 15}, {**ours, "faults": 1952}], [plain(3, [])] * 2, False, 2)
+    drawn = compare_model("m", [{**ours, "faults": 15}, {**ours, "train": 9000.0, "faults": 1952},
+                                {**ours, "train": 9500.0, "faults": 20}], [plain(3, [])] * 2, False, 2)
     assert drawn["verdict"] == "no verdict: runs differ run to run (dlbench faults/step 15-1,952)"  # per process
+
+    # each side spread, 8 runs: a pass only when the medians' 90% bootstrap interval stays in the band
+    drawn8 = compare_model("m", [{**ours, "faults": f} for f in (15, 1952) * 4],
+                           [plain(3, [])] * 8, False, 2)  # faults spread, the rates did not move
+    assert drawn8["verdict"].startswith("pass (runs differ run to run: dlbench faults/step 15-1,952; medians wall "
+                                        "1.000, 90% interval 1.000-1.000")
+    wide = compare_model("m", [{**ours, "faults": f, "train": r} for f, r in zip((15, 1952) * 4, (12800, 10000) * 4)],
+                         [plain(3, [])] * 8, False, 2)
+    assert wide["verdict"].startswith("no verdict: runs differ run to run (dlbench faults/step 15-1,952; medians wall")
+    assert wide["intervals"]["wall"][0] < 0.95 < wide["intervals"]["wall"][1]  # 10,000 or 12,800: either median
     bimodal = compare_model("m", [ours, {**ours, "train": 8000.0}], [plain(3, [])] * 2, False, 2)
     assert bimodal["verdict"] == "no verdict: runs differ run to run (dlbench train/s 8,000-12,800)"
