@@ -159,6 +159,26 @@ def test_spec_initialisers_and_optimiser_are_explicit(fashion, text, shared):
     assert (opt.beta_1, opt.beta_2, opt.epsilon) == (0.9, 0.999, 1e-7)
 
 
+def test_adam_sums_an_embeddings_repeated_rows_before_its_moments():
+    """A token seen twice in a batch: Keras 3's Adam on TensorFlow squares each occurrence's gradient (second
+    moment from 1 + 1), the recipe's Adam (every other framework's) the summed one (2 ** 2), so the steps differ."""
+    from types import SimpleNamespace
+
+    from dlbench_keras.adam import recipe_adam
+
+    recipe = SimpleNamespace(learning_rate=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+
+    def one_step(optimizer, gradient) -> np.ndarray:
+        table = keras.Variable(np.zeros((4, 1), np.float32))
+        optimizer.apply_gradients([(gradient, table)])
+        return table.numpy()[:, 0]
+
+    repeated = tf.IndexedSlices(tf.constant([[1.0], [1.0], [-3.0]]), tf.constant([2, 2, 0]), tf.constant([4, 1]))
+    dense = one_step(recipe_adam(keras, tf, recipe), tf.convert_to_tensor(repeated))  # [-3, 0, 2, 0]
+    assert np.allclose(one_step(recipe_adam(keras, tf, recipe), repeated), dense, atol=1e-7)
+    assert not np.allclose(one_step(keras.optimizers.Adam(0.1, epsilon=1e-7), repeated), dense, atol=1e-3)
+
+
 @pytest.mark.parametrize("model", ["mlp", "cnn", "lstm"])
 def test_same_param_count_and_first_batch_loss_as_pytorch(model, fashion, text, shared):
     torch_plugin = pytest.importorskip("dlbench_pytorch")

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from dlbench import BlockHook, Setup, check_batch_size, device_memory, fairness_profile
-from dlbench_keras import pipeline, runtime, tuned
+from dlbench_keras import adam, pipeline, runtime, tuned
 from dlbench_keras.variants import Variant
 from dlbench_keras.models import build_model, trainable_params
 
@@ -32,8 +32,7 @@ class KerasSession:
             metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.loss_fn = loss
         recipe = setup.spec.recipe
-        self.optimizer = keras.optimizers.Adam(learning_rate=recipe.learning_rate, beta_1=recipe.beta_1,
-                                               beta_2=recipe.beta_2, epsilon=recipe.epsilon)
+        self.optimizer = adam.recipe_adam(keras, self.rt.tf, recipe)
         self.model.compile(optimizer=self.optimizer, loss=loss, metrics=[metric], jit_compile=self._jit())
         self.stream = setup.stream  # the harness's batch order; each train() call takes its steps' rows
         self.arrays = pipeline.HostArrays(self.rt.tf, data.x_train, self._labels(data.y_train),
@@ -124,7 +123,7 @@ class KerasSession:
             data_pipeline=("tf.data per train() call over the harness stream's index rows: host tensors gathered, "
                            "prefetch AUTOTUNE" if rt.tf is not None else
                            "python generator of numpy batches gathered by the harness stream's index rows"),
-            loss=type(self.loss_fn).__name__ + "(from_logits=True)", optimizer="keras.optimizers.Adam",
+            loss=type(self.loss_fn).__name__ + "(from_logits=True)", optimizer=adam.describe(rt.tf),
             seed=(f"keras.utils.set_random_seed({setup.seed})" if variant.backend == "tensorflow" else
                   f"random, numpy{', torch' if variant.backend == 'torch' else ''} seeded {setup.seed}")
             + f"; initialiser and dropout seeds derived from {setup.seed}",
