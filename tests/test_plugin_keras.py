@@ -174,7 +174,7 @@ def test_adam_sums_an_embeddings_repeated_rows_before_its_moments():
         return table.numpy()[:, 0]
 
     repeated = tf.IndexedSlices(tf.constant([[1.0], [1.0], [-3.0]]), tf.constant([2, 2, 0]), tf.constant([4, 1]))
-    dense = one_step(recipe_adam(keras, tf, recipe), tf.convert_to_tensor(repeated))  # [-3, 0, 2, 0]
+    dense = one_step(recipe_adam(keras, tf, recipe), tf.convert_to_tensor(repeated))  # rows summed: -3, 0, 2, 0
     assert np.allclose(one_step(recipe_adam(keras, tf, recipe), repeated), dense, atol=1e-7)
     assert not np.allclose(one_step(keras.optimizers.Adam(0.1, epsilon=1e-7), repeated), dense, atol=1e-3)
 

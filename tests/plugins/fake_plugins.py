@@ -101,7 +101,8 @@ class FakeSession:
             self.pending_s = 0.0
 
     def describe(self) -> Mapping[str, Any]:
-        return {"threads": f"not applicable (no tensor library; {self.setup.environment}'s environment)", "precision": "none", "sync": "sleep of queued work",
+        return {"threads": f"not applicable (no tensor library; {self.setup.environment}'s environment)",
+                "precision": "none", "sync": "sleep of queued work",
                 "pid": os.getpid(), "sync_calls": self.sync_calls}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 def describe(tf: Any) -> str:
     """The record's ``optimizer``: what ``recipe_adam`` built on this backend."""
     if tf is None:
