@@ -159,12 +159,14 @@ def test_spec_initialisers_and_optimiser_are_explicit(fashion, text, shared):
     assert (opt.beta_1, opt.beta_2, opt.epsilon) == (0.9, 0.999, 1e-7)
 
 
-def test_adam_sums_an_embeddings_repeated_rows_before_its_moments():
+def test_adam_sums_an_embeddings_repeated_rows_before_its_moments(fashion, shared):
     """A token seen twice in a batch: Keras 3's Adam on TensorFlow squares each occurrence's gradient (second
     moment from 1 + 1), the recipe's Adam (every other framework's) the summed one (2 ** 2), so the steps differ."""
     from types import SimpleNamespace
 
     from dlbench_keras.adam import recipe_adam
+
+    shared("mlp", fashion)  # a session first: it sizes TensorFlow's pools, which the first op would fix otherwise
 
     recipe = SimpleNamespace(learning_rate=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
 
