@@ -26,8 +26,8 @@ threads or idle time, on both sides alike); fail when the allocator regimes diff
 many on the other: a plain loop that did not get the thresholds, or, with glibc's defaults, two processes
 whose histories left glibc's adaptive thresholds in different states); no verdict either when one side's runs
 were not one measurement (their faults per step that far apart, or their rates more than 1.25x: RUN_SPREAD),
-unless each side ran at least 6 times and the 90% bootstrap interval of the medians' ratio lies in the band
-(medians_interval; the interval is shown either way).
+unless each side ran at least 6 times and dlbench compare's test (dlbench.stats.decide) calls them the same
+within the band, one value a run (spread_verdicts; the interval is shown either way).
 Exit 0 all passed, 1 a failure or a failed run, 3 no verdict.
 docs/fidelity.md has the measurements and what the ratios meant.
 """
@@ -45,11 +45,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
-
 from dlbench.machine.environment import ENVIRONMENTS, default_threads, pinning, worker_environment
 from dlbench.machine.state import Sampler
 from dlbench.measure.profiles import get_profile
+from dlbench.stats.decide import Decision, decide
 from dlbench.stats.estimators import DEFAULT_ESTIMATOR, estimate
 
 HERE = Path(__file__).resolve().parent
@@ -66,9 +65,9 @@ HIGH_FAULTS, FAULTS_RATIO = 1000.0, 2.0
 # thread on a quiet VM), and two threads on two cores run a PyTorch mlp at ~78k or ~115k samples/s. A median of
 # four such runs against four others is a coin toss: no verdict, and the spread is shown.
 RUN_SPREAD = 1.25
-# ... unless each side ran at least MIN_SPREAD_RUNS times and the 90% bootstrap interval of the medians' ratio lies
-# in the band (medians_interval): then it is a pass however the runs spread. With 8 pairs the PyTorch cnn at one
-# thread in the user's environment read 1.017 with an interval of 0.950-1.130: no verdict.
+# ... unless each side ran at least MIN_SPREAD_RUNS times and dlbench compare's statistics call the two sides
+# "same" within the band, one value a run (spread_verdicts): then it is a pass however the runs spread. With 8
+# pairs the PyTorch cnn at one thread in the user's environment read 1.017, its 95% interval 0.916-1.194: no verdict.
 MIN_SPREAD_RUNS = 6
 MIN_SHARE = 0.9  # of its core a one-thread plain loop must get for a verdict ...
 # ... unless the machine was quiet: other processes used under this many cores during the run. Then a low share,
@@ -200,26 +199,18 @@ def spread(side: str, runs: list[dict[str, Any]]) -> Optional[str]:
     return None
 
 
-def medians_interval(ours: list[float], theirs: list[float], draws: int = 4000) -> Optional[tuple[float, float]]:
-    """The 90% bootstrap interval of median(ours) / median(theirs), each side resampled on its own (seeded): how far
-    apart the medians of runs drawn again from the same two spreads could land. None under MIN_SPREAD_RUNS a side."""
-    if min(len(ours), len(theirs)) < MIN_SPREAD_RUNS:
-        return None
-    rng = np.random.default_rng(0)
-    ratios = (np.median(rng.choice(np.asarray(ours, float), (draws, len(ours))), axis=1)
-              / np.median(rng.choice(np.asarray(theirs, float), (draws, len(theirs))), axis=1))
-    low, high = np.percentile(ratios, [5, 95])
-    return float(low), float(high)
-
-
-def spread_intervals(judged: list[str], dl_runs: list[dict], plain_runs: list[dict]) -> dict[str, tuple[float, float]]:
-    """Where the medians' training ratio could land (medians_interval), wall and CPU, when a side's runs spread;
-    {} when it cannot say for every judged ratio (too few runs, or Offline judged too)."""
+def spread_verdicts(judged: list[str], dl_runs: list[dict], plain_runs: list[dict]) -> dict[str, Decision]:
+    """When a side's runs spread: dlbench's verdict on each judged training ratio (wall, CPU), one value a run, as
+    ``dlbench compare`` decides (dlbench.stats.decide: Welch on the logs; "same" only when the whole interval of
+    the change lies within the band). {} when it cannot say for every judged ratio (under MIN_SPREAD_RUNS runs
+    a side, or Offline judged too)."""
     if set(judged) - {"wall", "cpu"}:
         return {}
-    found = {k: medians_interval(*[[run[key] for run in runs if run.get(key)] for runs in (dl_runs, plain_runs)])
-             for k, key in (("wall", "train"), ("cpu", "train_cpu")) if k in judged}
-    return found if all(found.values()) else {}
+    values = {k: [[run[key] for run in runs if run.get(key)] for runs in (plain_runs, dl_runs)]
+              for k, key in (("wall", "train"), ("cpu", "train_cpu")) if k in judged}
+    if any(min(len(side) for side in sides) < MIN_SPREAD_RUNS for sides in values.values()):
+        return {}
+    return {k: decide(base, new, 1 - THRESHOLD, True, 0.05) for k, (base, new) in values.items()}  # 0.95-1.05
 
 
 def compare_model(model: str, dl_runs: list[dict], plain_raws: list[dict], judge_infer: bool,
@@ -239,9 +230,10 @@ def compare_model(model: str, dl_runs: list[dict], plain_raws: list[dict], judge
     faults = sorted(f for f in (ours["faults"], plain["faults"]) if f is not None)
     unsettled = [why for side, runs in (("dlbench", dl_runs), ("plain", plain_runs)) if (why := spread(side, runs))]
     outside = [k for k in judged if not (ratios[k] and THRESHOLD <= ratios[k] <= 1 / THRESHOLD)]
-    intervals = spread_intervals(judged, dl_runs, plain_runs) if unsettled else {}
-    within = bool(intervals) and all(THRESHOLD <= low and high <= 1 / THRESHOLD for low, high in intervals.values())
-    shown = "; ".join(f"{k} {ratios[k]:.3f}, 90% interval {low:.3f}-{high:.3f}" for k, (low, high) in intervals.items())
+    decided = spread_verdicts(judged, dl_runs, plain_runs) if unsettled else {}
+    within = bool(decided) and all(d.verdict == "same" for d in decided.values())
+    shown = "; ".join(f"{k} {ratios[k]:.3f}, 95% interval {1 + d.ci[0]:.3f}-{1 + d.ci[1]:.3f}"
+                      for k, d in decided.items() if d.ci)
     if unsettled and not within:
         why = unsettled + ([f"medians {shown}"] if shown else [])
         verdict = "no verdict: runs differ run to run (" + "; ".join(why) + ")"
@@ -257,7 +249,8 @@ def compare_model(model: str, dl_runs: list[dict], plain_raws: list[dict], judge
     pairs = [_ratio(d["train"], p["train"]) for d, p in zip(dl_runs, plain_runs)]
     return {"model": model, "runs": f"{len(dl_runs)}/{len(plain_runs)}", "block_steps": block_steps,
             "dlbench": ours, "plain": plain, "ratios": ratios, "pair_wall_ratios": pairs, "judged": judged,
-            "intervals": intervals, "verdict": verdict, "dlbench_runs": dl_runs, "plain_runs": plain_runs}
+            "intervals": {k: [1 + d.ci[0], 1 + d.ci[1]] for k, d in decided.items() if d.ci}, "verdict": verdict,
+            "dlbench_runs": dl_runs, "plain_runs": plain_runs}
 
 
 def run_series(args: argparse.Namespace, framework: str, model: str, task: str, steps: int,

@@ -272,11 +272,11 @@ def test_the_fidelity_protocol_cuts_dlbench_length_blocks_and_refuses_verdicts_i
                                 {**ours, "train": 9500.0, "faults": 20}], [plain(3, [])] * 2, False, 2)
     assert drawn["verdict"] == "no verdict: runs differ run to run (dlbench faults/step 15-1,952)"  # per process
 
-    # each side spread, 8 runs: a pass only when the medians' 90% bootstrap interval stays in the band
+    # each side spread, 8 runs: a pass only when compare's test calls the two sides the same within the band
     drawn8 = compare_model("m", [{**ours, "faults": f} for f in (15, 1952) * 4],
                            [plain(3, [])] * 8, False, 2)  # faults spread, the rates did not move
     assert drawn8["verdict"].startswith("pass (runs differ run to run: dlbench faults/step 15-1,952; medians wall "
-                                        "1.000, 90% interval 1.000-1.000")
+                                        "1.000, 95% interval 1.000-1.000")
     wide = compare_model("m", [{**ours, "faults": f, "train": r} for f, r in zip((15, 1952) * 4, (12800, 10000) * 4)],
                          [plain(3, [])] * 8, False, 2)
     assert wide["verdict"].startswith("no verdict: runs differ run to run (dlbench faults/step 15-1,952; medians wall")

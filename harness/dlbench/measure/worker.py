@@ -35,7 +35,6 @@ class Measurements:
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """Measure one case; returns the worker's part of the record (status, metrics, fairness, data)."""
-    from dlbench.contract import Setup
     from dlbench.measure.metrics import derive_metrics
     from dlbench.measure.parity import check_parity
     from dlbench.plugins.registry import load_registry
@@ -57,9 +56,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         sweep = _batch_sweep(plugin, framework, spec, data, case)
         case = {**case, "batch_size": sweep["knee"]}
         result.update(batch_size=sweep["knee"], batch_size_requested="auto")
-    setup = Setup(spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
-                  threads=case["threads"], batch_size=case["batch_size"], options=case.get("options", {}),
-                  environment=case.get("environment", "dlbench"))
+    setup = setup_of(spec, data, case, case["batch_size"])
     started = time.perf_counter()
     session = GuardedSession(_prepare(plugin, framework, setup), plugin)
     prepare_s = time.perf_counter() - started
@@ -173,19 +170,25 @@ def measure(session: GuardedSession, case: dict[str, Any], data: Any) -> Measure
     return Measurements(metrics, phases_s)
 
 
+def setup_of(spec: Any, data: Any, case: dict[str, Any], batch_size: int) -> Any:
+    """The plugin's ``Setup`` for ``case`` at ``batch_size`` (the case's, or one the batch sweep tries)."""
+    from dlbench.contract import Setup
+    from dlbench.machine.environment import DEFAULT_ENVIRONMENT
+
+    return Setup(spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
+                 threads=case["threads"], batch_size=batch_size, options=case.get("options", {}),
+                 environment=case.get("environment", DEFAULT_ENVIRONMENT))
+
+
 def _batch_sweep(plugin: str, framework: Any, spec: Any, data: Any, case: dict[str, Any]) -> dict[str, Any]:
     """``--batch-size auto``: the knee of training throughput against batch size, from the profile's start."""
-    from dlbench.contract import Setup
     from dlbench.measure.batch_sweep import sweep
     from dlbench.measure.profiles import get_profile
 
     profile = get_profile(case["profile"])
 
     def make_session(batch: int) -> GuardedSession:
-        return GuardedSession(_prepare(plugin, framework, Setup(
-            spec=spec, data=data, device=case["device"], variant=case["variant"], seed=case["seed"],
-            threads=case["threads"], batch_size=batch, options=case.get("options", {}),
-            environment=case.get("environment", "dlbench"))), plugin)
+        return GuardedSession(_prepare(plugin, framework, setup_of(spec, data, case, batch)), plugin)
 
     found = sweep(make_session, len(data.x_train), profile.auto_batch_start, profile.sweep_block_s)
     if found["knee"] is None:
