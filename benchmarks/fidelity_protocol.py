@@ -121,8 +121,9 @@ def run_dlbench(args: argparse.Namespace, framework: str, model: str, task: str,
             "train_share": m.get("train_cpu_share"), "faults": m.get("train_faults_per_step"),
             "infer": m["infer_samples_per_s"], "infer_cpu": m.get("infer_cpu_samples_per_s"),
             "block_steps": m.get("block_steps"), "others_cores": others,
-            "loaded": loaded + [flag for flag in m.get("disturbed") or []
-                                if not (flag.startswith("wait") and others < QUIET_OTHERS)]}
+            "loaded": loaded + [flag for flag in m.get("disturbed") or []  # paging: judged by faults, below
+                                if not (flag.startswith("wait") and others < QUIET_OTHERS)
+                                and not flag.startswith("paging")]}
 
 
 def run_plain(args: argparse.Namespace, command: list[str], model: str) -> dict[str, Any]:

@@ -108,6 +108,19 @@ def test_adaptive_sampling_stops_at_the_target_on_a_steady_plugin_and_at_the_cap
     assert 0.5 < jittery["phases_s"]["extra_timing"] < 1.0 + 0.6  # the cap is on timed seconds, 1.0 here
     assert len(jittery["train_blocks"]) > len(steady["train_blocks"])
     assert "± CI target missed in 1 case(s)" in comparison_table(records)
+    assert not any(reason.startswith("paging") for reason in steady.get("disturbed", []))
+
+
+def test_a_case_that_pages_every_step_is_flagged(fake_run):
+    """A single run of a case whose allocator maps and unmaps every step is one draw of a regime
+    (docs/fidelity.md, section 6): the table marks it, whatever dlbench's malloc thresholds."""
+    process, records = fake_run("-m", "softmax", "-t", "synthetic_images", "--steps", "60", "--variant", "paging")
+    assert process.returncode == 0, process.stderr
+    metrics = records[0]["metrics"]
+    assert metrics["train_faults_per_step"] > 1500  # 2,048 pages written a step
+    assert any(reason.startswith("paging ") and reason.endswith(" faults/step") for reason in metrics["disturbed"])
+    table = comparison_table(records)
+    assert "~" in table.splitlines()[2] and "paging: page faults a training step" in table
 
 
 def test_estimator_is_recorded_and_the_raw_blocks_kept(fake_run):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import mmap
 import os
 import random
 import signal
@@ -22,10 +23,13 @@ STEP_S = 0.002  # every "sleep" step takes this long, so throughput = batch / ST
 
 VARIANTS = ("sleep", "noop", "async", "slow-first-step", "slow-prepare", "abort", "hang", "raise-train",
             "raise-prepare", "bad-params", "nan-loss", "exit", "segfault", "sigkill", "hang-with-child",
-            "jittery", "spin")
+            "jittery", "spin", "paging")
 # jittery: a step sleeps STEP_S to 3 x STEP_S, drawn for every step, so blocks of a few steps spread ~17% and
 # the median's CI stays near 5% within a 1 s cap (a level held for many steps let the adaptive rule stop early
 # on a lucky steady stretch; a few discrete levels let equal blocks make a zero-width CI); spin: a step busy-waits STEP_S (CPU-bound, for load tests)
+# paging: a step maps PAGING_BYTES, writes every page and unmaps them, as glibc's malloc does a PyTorch CNN's
+# activations without dlbench's thresholds (real page faults, whatever the malloc settings)
+PAGING_BYTES = 8 << 20
 
 
 class FakeSession:
@@ -63,6 +67,11 @@ class FakeSession:
         extra = 0.5 if self.variant == "slow-first-step" and self.steps_run == 0 else 0.0
         if self.variant == "jittery":
             extra = 2 * STEP_S * random.random()  # independent, continuous: blocks of a few steps spread ~17%
+        if self.variant == "paging":
+            region = mmap.mmap(-1, PAGING_BYTES)
+            for offset in range(0, PAGING_BYTES, mmap.PAGESIZE):
+                region[offset] = 1
+            region.close()
         if self.variant == "spin":
             until = time.perf_counter() + STEP_S
             while time.perf_counter() < until:

@@ -29,6 +29,7 @@ STEAL_FLAG = 0.05  # steal share of the window from which a case is flagged
 WAIT_FLAG = 0.10  # share of its runnable time the worker's busiest thread waited for a CPU, from which it is flagged
 LOAD_FLAG_CORES = 0.25  # cores used by other processes, beyond the cores the budget leaves free
 MIN_WINDOW_S = 0.2  # shorter windows hold too few jiffies (10 ms each) to flag anything
+PAGING_FLAG = 1000.0  # page faults a training step from which a case is flagged (the fidelity protocol's level)
 BUSY_PROCESS_CORES = 0.05  # a process counts as busy from this CPU share
 TOP_PROCESSES = 5
 
@@ -213,6 +214,19 @@ def wait_flag(cpu_share: Any, timed_s: Any) -> Optional[str]:
         return None
     waited = 1.0 - cpu_share
     return f"wait {100 * waited:.0f}%" if waited > WAIT_FLAG else None
+
+
+def paging_flag(faults_per_step: Any) -> Optional[str]:
+    """'paging 2440 faults/step' when training page-faulted more than PAGING_FLAG times a step, else None.
+
+    glibc's adaptive malloc thresholds (the user's environment, or a worker started without dlbench's) map and
+    unmap a PyTorch CNN's activations every step in some processes and not in others, drawn by the address-space
+    layout: 0.1 to ~9,000 faults a step and 3.4k-6.7k samples per CPU second for one case (docs/fidelity.md,
+    section 6). A single run's number is then one draw, and the table must say so.
+    """
+    if not isinstance(faults_per_step, (int, float)) or faults_per_step != faults_per_step:
+        return None
+    return f"paging {faults_per_step:.0f} faults/step" if faults_per_step > PAGING_FLAG else None
 
 
 def cgroup_cpus(root: str = "/sys/fs/cgroup") -> Optional[float]:

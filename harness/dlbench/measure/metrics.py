@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench.machine.state import wait_flag
+from dlbench.machine.state import paging_flag, wait_flag
 from dlbench.stats.estimators import DEFAULT_ESTIMATOR, NOISY_IQR_RATIO, estimate, rate_summary
 
 TRAINING_FLOPS_FACTOR = 3  # forward + backward counted as three forward passes
@@ -53,5 +53,8 @@ def derive_metrics(metrics: dict[str, Any], batch_size: int) -> dict[str, Any]:
     waited = wait_flag(observed.get("cpu_share"), observed.get("timed_s")) if isinstance(observed, dict) else None
     if waited:  # the worker's own core was shared, which the machine-wide load can miss (a pinned core)
         metrics.setdefault("disturbed", []).append(waited)
+    paging = paging_flag(metrics.get("train_faults_per_step"))
+    if paging:  # the allocator's regime, drawn per process without dlbench's thresholds (machine.state.paging_flag)
+        metrics.setdefault("disturbed", []).append(paging)
     metrics["noisy"] = any((metrics.get(f"{p}_iqr_rel") or 0) > NOISY_IQR_RATIO for p in ("train", "infer"))
     return metrics

@@ -270,8 +270,8 @@ def _task_notes(ctx: _Context, task: str) -> list[str]:
     if any(r["noisy"] for r in ctx.task_rows(task)):
         notes.append("~ noisy: IQR/median above 10% over blocks or repeats.")
     if any(r.get("disturbed") for r in ctx.task_rows(task)):
-        notes.append("~ disturbed: steal, other processes' load or a wait for the worker's own core during the "
-                     "timed blocks (the flags column says "
+        notes.append("~ disturbed: steal, other processes' load, a wait for the worker's own core or the "
+                     "allocator's paging during the timed blocks (the flags column says "
                      "which and how much); `dlbench doctor` says what to change.")
     if ctx.synthetic(task):
         notes.append("Synthetic task: generated data, its accuracy says little about real tasks.")

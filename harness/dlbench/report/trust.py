@@ -1,7 +1,8 @@
 """What a case's repeats say about how far to trust its numbers, as summary columns.
 
-- ``disturbed``: why the timed window was not the case's alone (``steal 14%``, ``load 1.3 cores``, ``wait 43%``), the
-  worst of each kind over the repeats (``metrics.disturbed`` from ``metrics.machine_state``, dlbench.machine.state);
+- ``disturbed``: why the timed window was not the case's alone (``steal 14%``, ``load 1.3 cores``, ``wait 43%``)
+  or its allocator's regime was a draw (``paging 2440 faults/step``), the worst of each kind over the repeats
+  (``metrics.disturbed`` from ``metrics.machine_state`` and the case's faults, dlbench.machine.state);
 - ``ci_unreached``: repeats whose adaptive sampling hit its time cap before the estimator's 95% CI
   half-width got under the target (``metrics.train_ci_reached``);
 - ``train_peak_pct``: achieved training GFLOP/s as a percentage of the machine's measured float32 GEMM
@@ -96,7 +97,9 @@ def legend(rows: list[dict[str, Any]], label: Any = None, limit: int = 6) -> lis
         more = f"; and {len(hit) - limit} more" if len(hit) > limit else ""
         notes.append(f"~ disturbed (steal: CPU time the hypervisor gave to others; load: cores other processes used, "
                      f"beyond those the thread budget leaves free; wait: share of its runnable time the worker's "
-                     f"busiest thread waited for a CPU) during the timed blocks: {named}{more}; "
+                     f"busiest thread waited for a CPU; paging: page faults a training step, glibc returning the "
+                     f"activations' memory every step, a regime each process draws in the user's environment: "
+                     f"--repeat) during the timed blocks: {named}{more}; "
                      f"`dlbench doctor` says what to change")
     missed = [row for row in rows if row.get("ci_unreached")]
     if missed:
