@@ -18,7 +18,8 @@ def test_every_fault_becomes_a_record_and_the_others_survive(fake_run, tmp_path,
                                 "--variant", "hang", "--variant", "bad-params", "--variant", "nan-loss",
                                 "--variant", "raise-prepare", "--variant", "exit", "--variant", "segfault",
                                 "--variant", "sigkill", "--variant", "hang-with-child",
-                                "-m", "softmax", "-t", "synthetic_images", "--case-timeout", "5")
+                                "-m", "softmax", "-t", "synthetic_images",
+                                "--case-timeout", "3.5")  # an ok case takes 0.6 s here; two hang for 3.5 s
     by_variant = {r["variant"]: r for r in records}
     assert process.returncode == 1  # some cases failed
     assert by_variant["sleep"]["status"] == "ok"
