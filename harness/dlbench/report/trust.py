@@ -97,9 +97,9 @@ def legend(rows: list[dict[str, Any]], label: Any = None, limit: int = 6) -> lis
         more = f"; and {len(hit) - limit} more" if len(hit) > limit else ""
         notes.append(f"~ disturbed (steal: CPU time the hypervisor gave to others; load: cores other processes used, "
                      f"beyond those the thread budget leaves free; wait: share of its runnable time the worker's "
-                     f"busiest thread waited for a CPU; paging: page faults a training step, glibc returning the "
-                     f"activations' memory every step, a regime each process draws in the user's environment: "
-                     f"--repeat) during the timed blocks: {named}{more}; "
+                     f"busiest thread waited for a CPU; paging: page faults a training step, the allocator returning "
+                     f"memory every step, as glibc's defaults do in the user's environment, where a PyTorch CNN "
+                     f"draws it per process: read --repeat) during the timed blocks: {named}{more}; "
                      f"`dlbench doctor` says what to change")
     missed = [row for row in rows if row.get("ci_unreached")]
     if missed:
