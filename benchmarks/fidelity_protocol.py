@@ -20,7 +20,7 @@ held (the record's ``block_steps``) and summarised with dlbench's estimator. Com
 
 Verdict: pass when both the wall and the CPU ratio lie in 0.95..1/0.95 (training; Offline inference too
 with ``--loop script``); no verdict when the machine was loaded during a run (others' load beyond the cores
-the budget leaves free, dlbench's own ``disturbed`` flags, a one-thread plain loop that got under 0.9 of its
+the budget leaves free, dlbench's own ``disturbed`` flags but ``paging``, a one-thread plain loop that got under 0.9 of its
 core; the last two only when other processes kept a quarter of a core busy: else they are the framework's own
 threads or idle time, on both sides alike); fail when the allocator regimes differ (over 1,000 minor faults a step on one side and under half as
 many on the other: a plain loop that did not get the thresholds, or, with glibc's defaults, two processes
