@@ -221,8 +221,9 @@ def paging_flag(faults_per_step: Any) -> Optional[str]:
 
     glibc's adaptive malloc thresholds (the user's environment, or a worker started without dlbench's) map and
     unmap a PyTorch LSTM's buffers every step (~13,000 faults a step) and a CNN's in some processes and not in
-    others, drawn by the address-space layout: 0.1 to ~9,000 faults a step and 3.4k-6.7k samples per CPU second
-    for one case (docs/fidelity.md, section 6). A single run's number may then be one draw: the table says so.
+    others, drawn by the address layout and Python's hash seed: 0.1 to ~9,000 faults a step and 3.4k-6.7k
+    samples per CPU second for one case (docs/fidelity.md, section 6). A single run's number may then be one
+    draw: the table says so.
     """
     if not isinstance(faults_per_step, (int, float)) or faults_per_step != faults_per_step:
         return None
