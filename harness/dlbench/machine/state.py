@@ -221,7 +221,7 @@ def paging_flag(faults_per_step: Any) -> Optional[str]:
 
     glibc's adaptive malloc thresholds (the user's environment, or a worker started without dlbench's) map and
     unmap a PyTorch LSTM's buffers every step (~13,000 faults a step) and a CNN's in some processes and not in
-    others, drawn by the address layout and Python's hash seed: 0.1 to ~9,000 faults a step and 3.4k-6.7k
+    others, drawn per process by its address layout, hash seed and more: 0.1 to ~9,000 faults a step, 3.4k-6.7k
     samples per CPU second for one case (docs/fidelity.md, section 6). A single run's number may then be one
     draw: the table says so.
     """

@@ -100,8 +100,8 @@ def settle_allocator(session: GuardedSession, data: Any, case: dict[str, Any]) -
     (docs/fidelity.md, section 4), and dlbench's own validations would switch the regime in the middle of the
     timed blocks. Evaluating first times the case in the state a user's script reaches after its first epoch's
     evaluation, as the fidelity protocol's tutorial loops do in this environment. It does not make that state one
-    number: which regime a fresh process lands in is still drawn per process, by its address layout and hash
-    seed (0 to ~9,000 faults a step after the same evaluation; docs/fidelity.md, section 6), so read
+    number: which regime a fresh process lands in is still drawn per process, by details as small as its address
+    layout (0 to ~9,000 faults a step after the same evaluation; docs/fidelity.md, section 6), so read
     user-environment CNN figures over ``--repeat``.
     """
     if case.get("environment") != "user":
