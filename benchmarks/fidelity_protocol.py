@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from dlbench.machine.environment import ENVIRONMENTS, default_threads, pinning, worker_environment
-from dlbench.machine.state import Sampler
+from dlbench.machine.state import PAGING_FLAG, Sampler
 from dlbench.measure.profiles import get_profile
 from dlbench.stats.decide import Decision, decide
 from dlbench.stats.estimators import DEFAULT_ESTIMATOR, estimate
@@ -58,7 +58,7 @@ THRESHOLD = 0.95
 # heap still grows); with glibc's defaults cnn and lstm training take 1,100-21,000, and how many depends on what
 # the process did before (one evaluation at batch 1,024 took the tutorial cnn from 10,463 to 135). Two sides
 # whose counts differ by more than FAULTS_RATIO, the larger above HIGH_FAULTS, ran in different allocator states.
-HIGH_FAULTS, FAULTS_RATIO = 1000.0, 2.0
+HIGH_FAULTS, FAULTS_RATIO = PAGING_FLAG, 2.0  # the level from which dlbench flags a case 'paging'
 # Runs of one side whose training rates spread wider than this (fastest / slowest), or whose faults per step
 # differ as above, did not measure one thing: with glibc's defaults a PyTorch CNN's regime is drawn per process
 # even after an evaluation (15-1,952 faults a step for dlbench's worker, 0-3,284 for the tutorial loop, at one

@@ -29,7 +29,7 @@ STEAL_FLAG = 0.05  # steal share of the window from which a case is flagged
 WAIT_FLAG = 0.10  # share of its runnable time the worker's busiest thread waited for a CPU, from which it is flagged
 LOAD_FLAG_CORES = 0.25  # cores used by other processes, beyond the cores the budget leaves free
 MIN_WINDOW_S = 0.2  # shorter windows hold too few jiffies (10 ms each) to flag anything
-PAGING_FLAG = 1000.0  # page faults a training step from which a case is flagged (the fidelity protocol's level)
+PAGING_FLAG = 1000.0  # page faults a training step from which a case is flagged (the fidelity protocol uses it too)
 BUSY_PROCESS_CORES = 0.05  # a process counts as busy from this CPU share
 TOP_PROCESSES = 5
 
@@ -225,9 +225,9 @@ def paging_flag(faults_per_step: Any) -> Optional[str]:
     samples per CPU second for one case (docs/fidelity.md, section 6). A single run's number may then be one
     draw: the table says so.
     """
-    if not isinstance(faults_per_step, (int, float)) or faults_per_step != faults_per_step:
-        return None
-    return f"paging {faults_per_step:.0f} faults/step" if faults_per_step > PAGING_FLAG else None
+    if isinstance(faults_per_step, (int, float)) and faults_per_step > PAGING_FLAG:  # NaN compares False
+        return f"paging {faults_per_step:.0f} faults/step"
+    return None
 
 
 def cgroup_cpus(root: str = "/sys/fs/cgroup") -> Optional[float]:
